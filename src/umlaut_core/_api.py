@@ -1,0 +1,539 @@
+"""``Umlaut``: the facade users call. No backend-specific code lives here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+import pluggy
+
+from . import naming
+from ._buffer import RecordBuffer
+from ._manager import get_plugin_manager
+from .clock import current_user, utcnow
+from .config import Settings, resolve_settings
+from .encoding import encode_input, encode_output, to_jsonable
+from .exceptions import (
+    ConfigurationError,
+    EncodingError,
+    InvalidNameError,
+    OutputEncodingError,
+)
+from .ids import new_run_id
+from .packer import LoadedModel, pack, unpack
+from .protocols import ArtifactStore, Capability, Tracker
+from .records import AuditRecord, ModelInfo, ModelVersion, RunQuery, StageChange, VersionDraft
+from .registry import BackendRegistry, redact
+
+__all__ = ["Umlaut"]
+
+OnError = Literal["raise", "continue"]
+_HOOKS = ("umlaut_before_run", "umlaut_after_run", "umlaut_on_run_error")
+
+
+def bundle_key(digest: str) -> str:
+    """Where a bundle lives in an artifact store: by digest, never by model name."""
+    hexdigest = digest.split(":", 1)[-1]
+    return f"bundles/{hexdigest[:2]}/{hexdigest}.zip"
+
+
+class Umlaut:
+    """Track models as immutable versions and run them with an audit record per call.
+
+    :param tracking_uri: where metadata lives (``sqlite:///…``,
+        ``postgresql+psycopg://…``, ``mlflow+http://…``, ``memory:``).
+    :param artifact_uri: where bundles live (a folder, ``s3://bucket/prefix``, …).
+    :param profile: a ``[tool.umlaut.profiles.<name>]`` table of ``pyproject.toml``.
+    :param tracker: a ready tracker instance (overrides ``tracking_uri``).
+    :param artifact_store: a ready artifact store (overrides ``artifact_uri``).
+    :param plugin_manager: from :func:`get_plugin_manager`; one is made if omitted.
+    :param options: ``env_policy`` (``strict``/``warn``/``ignore``), ``cache_size``
+        (loaded models kept per process), ``tracker_options``, ``artifact_options``.
+        ``tracking_server`` is accepted as the original API's name for
+        ``tracking_uri``; ``folder_name`` is accepted and ignored.
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        artifact_uri: str | None = None,
+        *,
+        profile: str | None = None,
+        tracker: Tracker | None = None,
+        artifact_store: ArtifactStore | None = None,
+        plugin_manager: pluggy.PluginManager | None = None,
+        **options: Any,
+    ) -> None:
+        tracking_uri = tracking_uri or options.pop("tracking_server", None)
+        options.pop("folder_name", None)
+        if tracker is not None:
+            tracking_uri = tracker.uri
+        self.settings: Settings = resolve_settings(
+            tracking_uri, artifact_uri, profile=profile, options=options
+        )
+        self._pm = plugin_manager or get_plugin_manager()
+        registry: BackendRegistry | None = None
+
+        def reg() -> BackendRegistry:
+            nonlocal registry
+            registry = registry or BackendRegistry.from_plugins(self._pm)
+            return registry
+
+        self._tracker: Tracker = tracker or reg().open_tracker(
+            self.settings.tracking_uri, **self.settings.tracker_options
+        )
+        store_uri = self.settings.artifact_uri
+        if artifact_store is None and store_uri is None:
+            if Capability.STORES_BUNDLES not in self._tracker.capabilities:
+                store_uri = self._tracker.default_artifact_uri
+                if store_uri is None:
+                    raise ConfigurationError(
+                        f"the tracker {self._tracker.uri} keeps no bundles itself; set "
+                        f"artifact_uri (or UMLAUT_ARTIFACT_URI) to a folder or s3:// URI"
+                    )
+        self._store: ArtifactStore | None = artifact_store or (
+            reg().open_artifact_store(store_uri, **self.settings.artifact_options)
+            if store_uri is not None
+            else None
+        )
+        self._cache: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._pinned: dict[tuple[str, int], ModelVersion] = {}
+        self._lock = threading.Lock()
+        self._names: set[str] = set()
+        self._observed = any(getattr(self._pm.hook, h).get_hookimpls() for h in _HOOKS)
+
+    # -- plumbing -----------------------------------------------------------------
+
+    @property
+    def tracker(self) -> Tracker:
+        return self._tracker
+
+    @property
+    def artifact_store(self) -> ArtifactStore | None:
+        return self._store
+
+    def __repr__(self) -> str:
+        store = self._store.uri if self._store is not None else "(tracker)"
+        return f"Umlaut(tracking_uri={redact(self._tracker.uri)!r}, artifact_uri={redact(store)!r})"
+
+    def __enter__(self) -> Umlaut:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the tracker's connections."""
+        self._tracker.close()
+
+    def _name(self, name: Any) -> str:
+        if name in self._names:
+            return str(name)
+        checked = naming.check_model_name(name)
+        with self._lock:
+            self._names.add(checked)
+        return checked
+
+    # -- tracking -----------------------------------------------------------------
+
+    def track_model(
+        self,
+        model: Any,
+        model_name: str | None = None,
+        run_name: str | None = None,
+        code_path: Sequence[str] | None = None,
+        *,
+        stage: str | None = None,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        signature: Mapping[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> ModelVersion:
+        """Store ``model`` as a new immutable version of ``model_name``.
+
+        An unchanged model (same digest) returns the existing version with
+        ``created=False``. ``stage`` then points that stage at the version.
+        ``run_name`` (kept as the tag ``umlaut.run_name``) and ``code_path`` come from
+        the original API: modules under ``code_path`` are packed by value, so the
+        bundle runs where those files are absent.
+        """
+        if model_name is None:
+            raise InvalidNameError("model_name is required, e.g. model_name='Revenue Forecast'")
+        name = naming.check_model_name(model_name)
+        alias = naming.check_alias(stage) if stage is not None else None
+        clean_tags = naming.check_tags(tags)
+        if run_name is not None:
+            clean_tags["umlaut.run_name"] = str(run_name)
+        clean_params, clean_metrics = _check_params(params), _check_metrics(metrics)
+        self._pm.hook.umlaut_before_track(model_name=name, model=model)
+        try:
+            bundle = pack(model, self._pm, signature=signature, code_paths=code_path)
+            mv = self._tracker.find_version(name, bundle.digest)
+            if mv is None:
+                artifact_uri = (
+                    self._store.put(bundle_key(bundle.digest), bundle.data)
+                    if self._store is not None
+                    else None
+                )
+                draft = VersionDraft(
+                    name=name,
+                    digest=bundle.digest,
+                    flavor=bundle.flavor,
+                    manifest=bundle.manifest,
+                    artifact_uri=artifact_uri,
+                    created_at=utcnow(),
+                    created_by=current_user(),
+                    description=description,
+                    params=clean_params,
+                    metrics=clean_metrics,
+                    tags=clean_tags,
+                )
+                mv = self._tracker.register_version(draft, bundle.data)
+            if alias is not None:
+                self._move_alias(name, alias, mv.version, reason)
+        except BaseException as exc:
+            self._pm.hook.umlaut_on_track_error(model_name=name, error=exc)
+            raise
+        self._pm.hook.umlaut_after_track(version=mv)
+        return mv
+
+    def promote(
+        self, model_name: str, version: int, stage: str, *, reason: str | None = None
+    ) -> StageChange:
+        """Point ``stage`` at ``version`` and write the move to the ledger."""
+        name = self._name(model_name)
+        alias = naming.check_alias(stage)
+        number = _version_number(version)
+        self._tracker.get_version(name, version=number)
+        return self._move_alias(name, alias, number, reason)
+
+    def _move_alias(self, name: str, alias: str, version: int, reason: str | None) -> StageChange:
+        return self._tracker.set_alias(
+            name, alias, version, changed_by=current_user(), reason=reason
+        )
+
+    # -- reading ------------------------------------------------------------------
+
+    def get_version(
+        self, model_name: str, *, version: int | None = None, stage: str | None = None
+    ) -> ModelVersion:
+        """The version a selector names: ``version`` first, then ``stage``, else latest."""
+        return self._resolve(self._name(model_name), version, stage)
+
+    def list_models(self) -> list[ModelInfo]:
+        return self._tracker.list_models()
+
+    def list_versions(self, model_name: str) -> list[ModelVersion]:
+        return self._tracker.list_versions(self._name(model_name))
+
+    def stage_history(self, model_name: str, stage: str | None = None) -> list[StageChange]:
+        """The promotion ledger for a model (optionally one stage), oldest first."""
+        alias = naming.check_alias(stage) if stage is not None else None
+        return self._tracker.stage_history(self._name(model_name), alias)
+
+    def history(
+        self,
+        model_name: str | None = None,
+        *,
+        version: int | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        status: Literal["ok", "error"] | None = None,
+        reference_id: str | None = None,
+        limit: int = 100,
+        before: str | None = None,
+    ) -> list[AuditRecord]:
+        """Audit records, newest first. Page with ``before=records[-1].id``.
+
+        Naive datetimes are taken as UTC. ``until`` is exclusive.
+        """
+        if status not in (None, "ok", "error"):
+            raise ConfigurationError(f"status must be 'ok' or 'error', not {status!r}")
+        if not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise ConfigurationError(f"limit must be an integer from 1 to 10000, not {limit!r}")
+        query = RunQuery(
+            model_name=self._name(model_name) if model_name is not None else None,
+            version=_version_number(version) if version is not None else None,
+            since=_aware(since),
+            until=_aware(until),
+            status=status,
+            reference_id=naming.check_reference_id(reference_id),
+            limit=limit,
+            before=before,
+        )
+        return self._tracker.query_runs(query)
+
+    def load_model(
+        self, model_name: str, *, version: int | None = None, stage: str | None = None
+    ) -> Any:
+        """The unpacked object of a stored version (verified like ``run_model``)."""
+        return self._load(self.get_version(model_name, version=version, stage=stage)).obj
+
+    def _resolve(self, name: str, version: int | None, stage: str | None) -> ModelVersion:
+        if version is not None:
+            number = _version_number(version)
+            pinned = self._pinned.get((name, number))
+            if pinned is None:
+                # Versions are immutable, so a pinned lookup can be kept for good.
+                pinned = self._tracker.get_version(name, version=number)
+                self._pinned[(name, number)] = pinned
+            return pinned
+        if stage is not None:
+            return self._tracker.get_version(name, alias=naming.check_alias(stage))
+        return self._tracker.get_version(name)
+
+    def _load(self, mv: ModelVersion) -> LoadedModel:
+        loaded = self._cache.get(mv.digest)
+        if loaded is not None:
+            return loaded
+        bundles_in_tracker = Capability.STORES_BUNDLES in self._tracker.capabilities
+        # A tracker that keeps bundles may also hold versions made without our store
+        # (e.g. registered straight in MLflow): ask the store only for what it has.
+        if self._store is not None and (
+            not bundles_in_tracker or self._store.exists(mv.artifact_uri)
+        ):
+            data = self._store.get(mv.artifact_uri)
+        else:
+            data = self._tracker.load_bundle(mv)
+        loaded = unpack(
+            data, self._pm, expected_digest=mv.digest, env_policy=self.settings.env_policy  # type: ignore[arg-type]
+        )
+        with self._lock:
+            self._cache[mv.digest] = loaded
+            while len(self._cache) > max(self.settings.cache_size, 1):
+                self._cache.popitem(last=False)
+        return loaded
+
+    # -- running ------------------------------------------------------------------
+
+    def run_model(
+        self,
+        model_name: str,
+        input_config: Any = None,
+        *,
+        stage: str | None = None,
+        version: int | None = None,
+        reference_id: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        result_keys: Sequence[str] | None = None,
+        nested_run: bool = False,
+    ) -> Any:
+        """Run a stored version on ``input_config`` and write one audit record.
+
+        The version is chosen by ``version``, else ``stage``, else the latest. The
+        input must be JSON under the documented encoding; it is checked before the
+        model runs. A model's own exception reaches the caller unchanged and is
+        recorded with ``status="error"``. ``result_keys`` keeps only those keys of a
+        dict result (original API); ``nested_run`` is accepted and ignored.
+        """
+        name = self._name(model_name)
+        ref = naming.check_reference_id(reference_id)
+        clean_tags = naming.check_tags(tags) if tags else {}
+        inputs_json = encode_input(input_config)
+        mv = self._resolve(name, version, stage)
+        loaded = self._load(mv)
+        selector = _selector(version, stage)
+        if self._observed:
+            self._pm.hook.umlaut_before_run(version=mv, inputs=input_config)
+        record, output, error = _call(
+            loaded.run, mv, selector, input_config, inputs_json, ref, clean_tags, result_keys
+        )
+        self._tracker.record_runs((record,))
+        if self._observed:
+            self._notify(record, error)
+        if error is not None:
+            raise error
+        return output
+
+    def run_batch(
+        self,
+        model_name: str,
+        inputs: Iterable[Any],
+        *,
+        stage: str | None = None,
+        version: int | None = None,
+        reference_ids: Sequence[str | None] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        on_error: OnError = "raise",
+    ) -> list[Any]:
+        """Run one version on many inputs; all audit records go in one transaction.
+
+        The selector is resolved once, so every item runs the same version. Inputs
+        given as a sequence are all checked before any model runs. With
+        ``on_error="raise"`` the batch stops at the first model error, the records so
+        far (that one included) are written and the error is raised; with
+        ``"continue"`` every input runs and a failed item's place in the returned list
+        holds its exception.
+        """
+        if on_error not in ("raise", "continue"):
+            raise ConfigurationError(f"on_error must be 'raise' or 'continue', not {on_error!r}")
+        name = self._name(model_name)
+        clean_tags = naming.check_tags(tags) if tags else {}
+        refs: Iterator[str | None] | None = None
+        if reference_ids is not None:
+            ref_list = [naming.check_reference_id(r) for r in reference_ids]
+            refs = iter(ref_list)
+        items: Iterable[tuple[Any, str]]
+        if isinstance(inputs, Sequence) and not isinstance(inputs, (str, bytes)):
+            if reference_ids is not None and len(ref_list) != len(inputs):
+                raise ConfigurationError(
+                    f"reference_ids has {len(ref_list)} entries for {len(inputs)} inputs"
+                )
+            items = [(item, _encode_item(item, i)) for i, item in enumerate(inputs)]
+        else:
+            items = ((item, _encode_item(item, i)) for i, item in enumerate(inputs))
+        mv = self._resolve(name, version, stage)
+        loaded = self._load(mv)
+        selector = _selector(version, stage)
+        outputs: list[Any] = []
+        first_error: BaseException | None = None
+        with RecordBuffer() as buffer:
+            for item, inputs_json in items:
+                ref = next(refs, None) if refs is not None else None
+                if self._observed:
+                    self._pm.hook.umlaut_before_run(version=mv, inputs=item)
+                record, output, error = _call(
+                    loaded.run, mv, selector, item, inputs_json, ref, clean_tags, None
+                )
+                buffer.append(record)
+                if error is not None:
+                    outputs.append(error)
+                    if on_error == "raise":
+                        first_error = error
+                        break
+                else:
+                    outputs.append(output)
+            self._tracker.record_runs(buffer)
+            if self._observed:
+                for record in buffer:
+                    self._notify(record, None)
+        if first_error is not None:
+            raise first_error
+        return outputs
+
+    def _notify(self, record: AuditRecord, error: BaseException | None) -> None:
+        if record.status == "ok":
+            self._pm.hook.umlaut_after_run(record=record)
+        else:
+            self._pm.hook.umlaut_on_run_error(
+                record=record, error=error or RuntimeError(record.error)
+            )
+
+
+def _call(
+    run: Callable[[Any], Any],
+    mv: ModelVersion,
+    selector: str,
+    item: Any,
+    inputs_json: str,
+    reference_id: str | None,
+    tags: Mapping[str, str],
+    result_keys: Sequence[str] | None,
+) -> tuple[AuditRecord, Any, BaseException | None]:
+    """Run the model once and build its audit record; never raises the model's error."""
+    run_id = new_run_id()
+    started = utcnow()
+    t0 = time.perf_counter()
+    output: Any = None
+    error: BaseException | None = None
+    output_json: str | None = None
+    try:
+        output = run(item)
+        if result_keys is not None and isinstance(output, Mapping):
+            output = {k: output[k] for k in result_keys if k in output}
+        output_json = encode_output(output)
+    except OutputEncodingError as exc:
+        error = exc
+    except BaseException as exc:  # the model's own error: recorded, then re-raised
+        error = exc
+    duration_ms = (time.perf_counter() - t0) * 1000.0
+    record = AuditRecord(
+        id=run_id,
+        model_name=mv.name,
+        version=mv.version,
+        selector=selector,
+        inputs_json=inputs_json,
+        output_json=output_json if error is None else None,
+        status="ok" if error is None else "error",
+        started_at=started,
+        duration_ms=duration_ms,
+        reference_id=reference_id,
+        error_type=None if error is None else _error_type(error),
+        error_message=None if error is None else _error_message(error),
+        tags=tags,
+    )
+    return record, output, error
+
+
+def _error_type(exc: BaseException) -> str:
+    kind = type(exc)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _error_message(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) <= 10_000 else text[:10_000] + "… (truncated)"
+
+
+def _encode_item(item: Any, index: int) -> str:
+    try:
+        return encode_input(item)
+    except EncodingError as exc:
+        raise type(exc)(f"batch item {index}: {exc}") from None
+
+
+def _selector(version: int | None, stage: str | None) -> str:
+    if version is not None:
+        return f"version={version}"
+    if stage is not None:
+        return f"stage={stage}"
+    return "latest"
+
+
+def _version_number(version: Any) -> int:
+    if isinstance(version, bool) or not isinstance(version, (int, str)):
+        raise InvalidNameError(f"version must be a positive integer, not {version!r}")
+    try:
+        number = int(version)
+    except ValueError:
+        raise InvalidNameError(f"version must be a positive integer, not {version!r}") from None
+    if number < 1:
+        raise InvalidNameError(f"version must be a positive integer, not {version!r}")
+    return number
+
+
+def _aware(moment: dt.datetime | None) -> dt.datetime | None:
+    if moment is None:
+        return None
+    if not isinstance(moment, dt.datetime):
+        raise ConfigurationError(f"expected a datetime, not {type(moment).__name__}")
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
+def _check_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not params:
+        return {}
+    try:
+        plain = to_jsonable(dict(params))
+    except Exception as exc:
+        raise EncodingError(f"params cannot be stored as JSON: {exc}") from None
+    return dict(plain)
+
+
+def _check_metrics(metrics: Mapping[str, float] | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in (metrics or {}).items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise EncodingError(f"metric {key!r} must be a number, not {value!r}") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise EncodingError(f"metric {key!r} must be finite, not {value!r}")
+        out[str(key)] = number
+    return out

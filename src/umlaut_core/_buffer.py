@@ -1,0 +1,60 @@
+"""A list of audit records that spills to a temporary file when it grows large.
+
+``run_batch`` writes all of a batch's records in one transaction after the models
+ran, so the records must be held somewhere meanwhile; past ``SPILL_AT`` records they
+go to disk, keeping memory bounded for batches of millions.
+"""
+
+from __future__ import annotations
+
+import pickle
+import tempfile
+from collections.abc import Iterator
+from typing import IO
+
+from .records import AuditRecord
+
+__all__ = ["SPILL_AT", "RecordBuffer"]
+
+SPILL_AT = 10_000
+
+
+class RecordBuffer:
+    """Append records, then iterate them (any number of times) in order."""
+
+    def __init__(self, spill_at: int = SPILL_AT) -> None:
+        self._spill_at = spill_at
+        self._memory: list[AuditRecord] = []
+        self._file: IO[bytes] | None = None
+        self._spilled = 0
+
+    def __enter__(self) -> RecordBuffer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __len__(self) -> int:
+        return self._spilled + len(self._memory)
+
+    def append(self, record: AuditRecord) -> None:
+        self._memory.append(record)
+        if len(self._memory) >= self._spill_at:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(prefix="umlaut-batch-")
+            pickle.dump(self._memory, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+            self._spilled += len(self._memory)
+            self._memory = []
+
+    def __iter__(self) -> Iterator[AuditRecord]:
+        if self._file is not None:
+            self._file.seek(0)
+            remaining = self._spilled
+            while remaining:
+                chunk: list[AuditRecord] = pickle.load(self._file)
+                remaining -= len(chunk)
+                yield from chunk
+            self._file.seek(0, 2)
+        yield from self._memory

@@ -1,0 +1,195 @@
+"""Where an ``Umlaut`` finds its tracker and artifact store.
+
+Each setting is taken from the first place that has it:
+
+1. arguments to ``Umlaut(...)``;
+2. environment: ``UMLAUT_TRACKING_URI``, ``UMLAUT_ARTIFACT_URI``, ``UMLAUT_ENV_POLICY``;
+3. the profile named by ``profile=`` or ``UMLAUT_PROFILE``, read from
+   ``[tool.umlaut.profiles.<name>]`` in the nearest ``pyproject.toml`` (searched from
+   the working directory upwards); ``${VAR}`` in a profile value is replaced from the
+   environment, so passwords need not live in the file;
+4. the embedded default: ``sqlite:///$UMLAUT_HOME/umlaut.db`` and the folder
+   ``$UMLAUT_HOME/artifacts``, where ``UMLAUT_HOME`` defaults to ``./.umlaut``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .exceptions import ConfigurationError
+
+__all__ = ["Settings", "default_home", "find_pyproject", "load_profiles", "resolve_settings"]
+
+#: Keys a profile (or ``Umlaut(**options)``) may set.
+KNOWN_KEYS = frozenset(
+    {
+        "tracking_uri",
+        "artifact_uri",
+        "env_policy",
+        "cache_size",
+        "tracker_options",
+        "artifact_options",
+    }
+)
+ENV_POLICIES = ("strict", "warn", "ignore")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration; ``sources`` says where each value came from."""
+
+    tracking_uri: str
+    artifact_uri: str | None
+    env_policy: str = "warn"
+    cache_size: int = 64
+    profile: str | None = None
+    tracker_options: Mapping[str, Any] = field(default_factory=dict)
+    artifact_options: Mapping[str, Any] = field(default_factory=dict)
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+
+def default_home(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    return Path(env.get("UMLAUT_HOME") or ".umlaut")
+
+
+def find_pyproject(start: Path | None = None) -> Path | None:
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_profiles(pyproject: Path | None) -> dict[str, dict[str, Any]]:
+    if pyproject is None:
+        return {}
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(f"cannot read profiles from {pyproject}: {exc}") from exc
+    profiles = data.get("tool", {}).get("umlaut", {}).get("profiles", {})
+    if not isinstance(profiles, dict):
+        raise ConfigurationError(f"[tool.umlaut.profiles] in {pyproject} must be a table")
+    return profiles
+
+
+def _expand(value: Any, environ: Mapping[str, str], where: str) -> Any:
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in environ:
+                raise ConfigurationError(f"{where} uses ${{{name}}}, which is not set")
+            return environ[name]
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _expand(v, environ, where) for k, v in value.items()}
+    return value
+
+
+def resolve_settings(
+    tracking_uri: str | None = None,
+    artifact_uri: str | None = None,
+    *,
+    profile: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Merge arguments, environment, profile and default (strongest first)."""
+    env = os.environ if environ is None else environ
+    args: dict[str, Any] = dict(options or {})
+    unknown = set(args) - KNOWN_KEYS
+    if unknown:
+        raise ConfigurationError(
+            f"unknown option(s) {sorted(unknown)}; known: {sorted(KNOWN_KEYS)}"
+        )
+    if tracking_uri is not None:
+        args["tracking_uri"] = tracking_uri
+    if artifact_uri is not None:
+        args["artifact_uri"] = artifact_uri
+
+    from_env = {
+        key: env[var]
+        for key, var in (
+            ("tracking_uri", "UMLAUT_TRACKING_URI"),
+            ("artifact_uri", "UMLAUT_ARTIFACT_URI"),
+            ("env_policy", "UMLAUT_ENV_POLICY"),
+        )
+        if env.get(var)
+    }
+
+    profile_name = profile or env.get("UMLAUT_PROFILE") or None
+    from_profile: dict[str, Any] = {}
+    if profile_name:
+        pyproject = find_pyproject(cwd)
+        profiles = load_profiles(pyproject)
+        if profile_name not in profiles:
+            raise ConfigurationError(
+                f"profile {profile_name!r} is not defined in "
+                f"{pyproject or 'any pyproject.toml above ' + str(cwd or Path.cwd())}; "
+                f"defined profiles: {sorted(profiles) or 'none'}. Add a "
+                f"[tool.umlaut.profiles.{profile_name}] table."
+            )
+        where = f"profile {profile_name!r} in {pyproject}"
+        raw = profiles[profile_name]
+        bad = set(raw) - KNOWN_KEYS
+        if bad:
+            raise ConfigurationError(f"{where} has unknown keys {sorted(bad)}")
+        from_profile = _expand(raw, env, where)
+
+    home = default_home(env)
+    defaults: dict[str, Any] = {
+        "tracking_uri": f"sqlite:///{home / 'umlaut.db'}",
+        "artifact_uri": None,
+        "env_policy": "warn",
+        "cache_size": 64,
+        "tracker_options": {},
+        "artifact_options": {},
+    }
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for key in KNOWN_KEYS:
+        for source, table in (
+            ("argument", args),
+            ("environment", from_env),
+            (f"profile {profile_name}", from_profile),
+            ("default", defaults),
+        ):
+            if key in table and table[key] is not None:
+                merged[key] = table[key]
+                sources[key] = source
+                break
+        else:
+            merged[key] = None
+    if sources.get("tracking_uri") == "default" and merged["artifact_uri"] is None:
+        merged["artifact_uri"] = str(home / "artifacts")
+        sources["artifact_uri"] = "default"
+    if merged["env_policy"] not in ENV_POLICIES:
+        raise ConfigurationError(
+            f"env_policy {merged['env_policy']!r} is not one of {ENV_POLICIES}"
+        )
+    try:
+        cache_size = int(merged["cache_size"])
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"cache_size must be an integer, not {merged['cache_size']!r}") from None
+    return Settings(
+        tracking_uri=str(merged["tracking_uri"]),
+        artifact_uri=merged["artifact_uri"],
+        env_policy=merged["env_policy"],
+        cache_size=cache_size,
+        profile=profile_name,
+        tracker_options=dict(merged["tracker_options"] or {}),
+        artifact_options=dict(merged["artifact_options"] or {}),
+        sources=sources,
+    )

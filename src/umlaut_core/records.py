@@ -1,0 +1,147 @@
+"""The plain, typed records that cross the API and the Tracker protocol.
+
+All are frozen dataclasses: a version is immutable once registered, an audit record
+once written. Inputs and outputs travel as JSON text (``inputs_json``/``output_json``)
+so trackers store exactly what was encoded, once; ``inputs`` and ``output`` decode
+on access.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+__all__ = [
+    "AuditRecord",
+    "ModelInfo",
+    "ModelVersion",
+    "RunQuery",
+    "StageChange",
+    "Status",
+    "VersionDraft",
+]
+
+Status = Literal["ok", "error"]
+
+
+def _empty() -> Mapping[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True, slots=True)
+class VersionDraft:
+    """What the facade asks a tracker to register; the tracker assigns the number."""
+
+    name: str
+    digest: str
+    flavor: str
+    manifest: Mapping[str, Any]
+    artifact_uri: str | None
+    created_at: datetime
+    created_by: str | None = None
+    description: str | None = None
+    params: Mapping[str, Any] = field(default_factory=_empty)
+    metrics: Mapping[str, float] = field(default_factory=_empty)
+    tags: Mapping[str, str] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersion:
+    """One immutable, numbered version of a model.
+
+    ``created`` is True when the call that returned it registered it, False when an
+    identical bundle (same digest) already existed under that name.
+    """
+
+    name: str
+    version: int
+    digest: str
+    flavor: str
+    artifact_uri: str
+    created_at: datetime
+    manifest: Mapping[str, Any] = field(default_factory=_empty)
+    created_by: str | None = None
+    description: str | None = None
+    params: Mapping[str, Any] = field(default_factory=_empty)
+    metrics: Mapping[str, float] = field(default_factory=_empty)
+    tags: Mapping[str, str] = field(default_factory=_empty)
+    created: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """A model name with its newest version number and where its aliases point."""
+
+    name: str
+    latest_version: int
+    aliases: Mapping[str, int] = field(default_factory=_empty)
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StageChange:
+    """One entry of the promotion ledger: an alias moved from one version to another."""
+
+    model_name: str
+    stage: str
+    from_version: int | None
+    to_version: int
+    changed_at: datetime
+    changed_by: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One call of a model: what went in, what came out, which version, how long.
+
+    ``id`` sorts by creation time, so ordering by id is ordering by start.
+    ``selector`` says how the version was chosen: ``version=3``, ``stage=Production``
+    or ``latest``.
+    """
+
+    id: str
+    model_name: str
+    version: int
+    selector: str
+    inputs_json: str
+    output_json: str | None
+    status: Status
+    started_at: datetime
+    duration_ms: float
+    reference_id: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    tags: Mapping[str, str] = field(default_factory=_empty)
+
+    @property
+    def inputs(self) -> Any:
+        return json.loads(self.inputs_json)
+
+    @property
+    def output(self) -> Any:
+        return None if self.output_json is None else json.loads(self.output_json)
+
+    @property
+    def error(self) -> str | None:
+        """``"Type: message"`` for a failed call, else None."""
+        if self.status == "ok":
+            return None
+        return f"{self.error_type}: {self.error_message}"
+
+
+@dataclass(frozen=True, slots=True)
+class RunQuery:
+    """Filters for audit history; newest first, ``before`` is a keyset cursor (an id)."""
+
+    model_name: str | None = None
+    version: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    status: Status | None = None
+    reference_id: str | None = None
+    limit: int = 100
+    before: str | None = None

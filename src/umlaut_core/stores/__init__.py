@@ -1,0 +1,1 @@
+"""The core's builtin stores: ``memory:`` and local folders (``file:`` / paths)."""

@@ -1,0 +1,231 @@
+"""``memory:`` — the reference tracker and artifact store, for tests and examples.
+
+Everything lives in one process and vanishes with it. ``memory:`` URIs with the same
+name (``memory:`` alone, or ``memory://shared``) within one ``Umlaut`` are unrelated:
+each factory call is a fresh store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterable
+from typing import Any, BinaryIO
+
+from ..exceptions import (
+    ArtifactError,
+    ModelNotFoundError,
+    StageNotFoundError,
+    VersionNotFoundError,
+)
+from ..hookspecs import hookimpl
+from ..protocols import Capability
+from ..records import AuditRecord, ModelInfo, ModelVersion, RunQuery, StageChange, VersionDraft
+from ..registry import BackendRegistry
+
+__all__ = ["MemoryArtifactStore", "MemoryTracker", "select_runs"]
+
+
+class MemoryTracker:
+    """The Tracker contract in plain dicts under one lock."""
+
+    capabilities = frozenset({Capability.STORES_BUNDLES})
+    default_artifact_uri: str | None = None
+
+    def __init__(self, uri: str = "memory:", **_options: Any) -> None:
+        self.uri = uri
+        self._lock = threading.RLock()
+        self._versions: dict[str, list[ModelVersion]] = {}
+        self._descriptions: dict[str, str | None] = {}
+        self._bundles: dict[str, bytes] = {}
+        self._aliases: dict[str, dict[str, int]] = {}
+        self._ledger: list[StageChange] = []
+        self._runs: dict[str, AuditRecord] = {}
+
+    def find_version(self, name: str, digest: str) -> ModelVersion | None:
+        with self._lock:
+            for mv in self._versions.get(name, ()):
+                if mv.digest == digest:
+                    return mv
+        return None
+
+    def register_version(self, draft: VersionDraft, bundle: bytes) -> ModelVersion:
+        with self._lock:
+            existing = self.find_version(draft.name, draft.digest)
+            if existing is not None:
+                return existing
+            versions = self._versions.setdefault(draft.name, [])
+            number = len(versions) + 1
+            mv = ModelVersion(
+                name=draft.name,
+                version=number,
+                digest=draft.digest,
+                flavor=draft.flavor,
+                artifact_uri=draft.artifact_uri or f"memory:bundles/{draft.digest}",
+                created_at=draft.created_at,
+                manifest=dict(draft.manifest),
+                created_by=draft.created_by,
+                description=draft.description,
+                params=dict(draft.params),
+                metrics=dict(draft.metrics),
+                tags=dict(draft.tags),
+            )
+            if draft.artifact_uri is None:
+                self._bundles[draft.digest] = bundle
+            versions.append(mv)
+            self._descriptions.setdefault(draft.name, draft.description)
+            return dataclasses.replace(mv, created=True)
+
+    def _model(self, name: str) -> list[ModelVersion]:
+        versions = self._versions.get(name)
+        if not versions:
+            raise ModelNotFoundError(name, self._versions)
+        return versions
+
+    def get_version(
+        self, name: str, *, version: int | None = None, alias: str | None = None
+    ) -> ModelVersion:
+        with self._lock:
+            versions = self._model(name)
+            if version is not None:
+                if not 1 <= version <= len(versions):
+                    raise VersionNotFoundError(name, version, (v.version for v in versions))
+                return versions[version - 1]
+            if alias is not None:
+                aliases = self._aliases.get(name, {})
+                if alias not in aliases:
+                    raise StageNotFoundError(name, alias, aliases)
+                return versions[aliases[alias] - 1]
+            return versions[-1]
+
+    def load_bundle(self, version: ModelVersion) -> bytes:
+        with self._lock:
+            try:
+                return self._bundles[version.digest]
+            except KeyError:
+                raise ArtifactError(f"no bundle stored for {version.digest}") from None
+
+    def list_models(self) -> list[ModelInfo]:
+        with self._lock:
+            return [
+                ModelInfo(
+                    name=name,
+                    latest_version=len(versions),
+                    aliases=dict(self._aliases.get(name, {})),
+                    description=self._descriptions.get(name),
+                )
+                for name, versions in sorted(self._versions.items())
+            ]
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        with self._lock:
+            return list(self._model(name))
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        changed_by: str | None,
+        reason: str | None,
+    ) -> StageChange:
+        from ..clock import utcnow
+
+        with self._lock:
+            self.get_version(name, version=version)
+            aliases = self._aliases.setdefault(name, {})
+            change = StageChange(
+                model_name=name,
+                stage=alias,
+                from_version=aliases.get(alias),
+                to_version=version,
+                changed_at=utcnow(),
+                changed_by=changed_by,
+                reason=reason,
+            )
+            aliases[alias] = version
+            self._ledger.append(change)
+            return change
+
+    def stage_history(self, name: str, alias: str | None = None) -> list[StageChange]:
+        with self._lock:
+            self._model(name)
+            return [
+                c
+                for c in self._ledger
+                if c.model_name == name and (alias is None or c.stage == alias)
+            ]
+
+    def record_runs(self, records: Iterable[AuditRecord]) -> int:
+        batch = list(records)  # consume first: all or nothing
+        with self._lock:
+            new = {r.id: r for r in batch if r.id not in self._runs}
+            self._runs.update(new)
+            return len(new)
+
+    def query_runs(self, query: RunQuery) -> list[AuditRecord]:
+        with self._lock:
+            runs = list(self._runs.values())
+        return select_runs(runs, query)
+
+    def close(self) -> None:
+        return None
+
+
+def select_runs(runs: Iterable[AuditRecord], query: RunQuery) -> list[AuditRecord]:
+    """Filter, order newest first and page audit records in Python.
+
+    Shared by stores that cannot filter server-side; it is also the executable
+    statement of what each ``RunQuery`` field means.
+    """
+    matched = [
+        r
+        for r in runs
+        if (query.model_name is None or r.model_name == query.model_name)
+        and (query.version is None or r.version == query.version)
+        and (query.status is None or r.status == query.status)
+        and (query.reference_id is None or r.reference_id == query.reference_id)
+        and (query.since is None or r.started_at >= query.since)
+        and (query.until is None or r.started_at < query.until)
+        and (query.before is None or r.id < query.before)
+    ]
+    matched.sort(key=lambda r: r.id, reverse=True)
+    return matched[: query.limit]
+
+
+class MemoryArtifactStore:
+    """Bytes in a dict: the ArtifactStore contract without a disk."""
+
+    def __init__(self, uri: str = "memory:", **_options: Any) -> None:
+        self.uri = uri
+        self._objects: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def put(self, key: str, data: bytes | BinaryIO) -> str:
+        content = data if isinstance(data, bytes) else data.read()
+        uri = f"memory:{key}"
+        with self._lock:
+            self._objects.setdefault(uri, bytes(content))
+        return uri
+
+    def get(self, uri: str) -> bytes:
+        with self._lock:
+            try:
+                return self._objects[uri]
+            except KeyError:
+                raise ArtifactError(f"no artifact at {uri!r} in the memory store") from None
+
+    def exists(self, uri: str) -> bool:
+        with self._lock:
+            return uri in self._objects
+
+    def delete(self, uri: str) -> None:
+        with self._lock:
+            self._objects.pop(uri, None)
+
+
+@hookimpl
+def umlaut_register_backends(registry: BackendRegistry) -> None:
+    registry.add_tracker("memory", MemoryTracker)
+    registry.add_artifact_store("memory", MemoryArtifactStore)
