@@ -24,6 +24,7 @@ from .exceptions import (
     OutputEncodingError,
 )
 from .ids import new_run_id
+from .keys import bundle_key
 from .packer import LoadedModel, pack, unpack
 from .protocols import ArtifactStore, Capability, Tracker
 from .records import AuditRecord, ModelInfo, ModelVersion, RunQuery, StageChange, VersionDraft
@@ -33,12 +34,6 @@ __all__ = ["Umlaut"]
 
 OnError = Literal["raise", "continue"]
 _HOOKS = ("umlaut_before_run", "umlaut_after_run", "umlaut_on_run_error")
-
-
-def bundle_key(digest: str) -> str:
-    """Where a bundle lives in an artifact store: by digest, never by model name."""
-    hexdigest = digest.split(":", 1)[-1]
-    return f"bundles/{hexdigest[:2]}/{hexdigest}.zip"
 
 
 class Umlaut:
@@ -87,14 +82,14 @@ class Umlaut:
             self.settings.tracking_uri, **self.settings.tracker_options
         )
         store_uri = self.settings.artifact_uri
-        if artifact_store is None and store_uri is None:
-            if Capability.STORES_BUNDLES not in self._tracker.capabilities:
-                store_uri = self._tracker.default_artifact_uri
-                if store_uri is None:
-                    raise ConfigurationError(
-                        f"the tracker {self._tracker.uri} keeps no bundles itself; set "
-                        f"artifact_uri (or UMLAUT_ARTIFACT_URI) to a folder or s3:// URI"
-                    )
+        needs_store = Capability.STORES_BUNDLES not in self._tracker.capabilities
+        if artifact_store is None and store_uri is None and needs_store:
+            store_uri = self._tracker.default_artifact_uri
+            if store_uri is None:
+                raise ConfigurationError(
+                    f"the tracker {self._tracker.uri} keeps no bundles itself; set "
+                    f"artifact_uri (or UMLAUT_ARTIFACT_URI) to a folder or s3:// URI"
+                )
         self._store: ArtifactStore | None = artifact_store or (
             reg().open_artifact_store(store_uri, **self.settings.artifact_options)
             if store_uri is not None
@@ -302,7 +297,10 @@ class Umlaut:
         else:
             data = self._tracker.load_bundle(mv)
         loaded = unpack(
-            data, self._pm, expected_digest=mv.digest, env_policy=self.settings.env_policy  # type: ignore[arg-type]
+            data,
+            self._pm,
+            expected_digest=mv.digest,
+            env_policy=self.settings.env_policy,  # type: ignore[arg-type]
         )
         with self._lock:
             self._cache[mv.digest] = loaded
@@ -473,7 +471,11 @@ def _call(
 
 def _error_type(exc: BaseException) -> str:
     kind = type(exc)
-    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    return (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
 
 
 def _error_message(exc: BaseException) -> str:

@@ -43,7 +43,8 @@ class RecordBuffer:
         self._memory.append(record)
         if len(self._memory) >= self._spill_at:
             if self._file is None:
-                self._file = tempfile.TemporaryFile(prefix="umlaut-batch-")
+                # closed in __exit__: the file outlives this method on purpose
+                self._file = tempfile.TemporaryFile(prefix="umlaut-batch-")  # noqa: SIM115
             pickle.dump(self._memory, self._file, protocol=pickle.HIGHEST_PROTOCOL)
             self._spilled += len(self._memory)
             self._memory = []

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import functools
+import getpass
 
 __all__ = ["current_user", "utcnow"]
 

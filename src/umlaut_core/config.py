@@ -182,7 +182,9 @@ def resolve_settings(
     try:
         cache_size = int(merged["cache_size"])
     except (TypeError, ValueError):
-        raise ConfigurationError(f"cache_size must be an integer, not {merged['cache_size']!r}") from None
+        raise ConfigurationError(
+            f"cache_size must be an integer, not {merged['cache_size']!r}"
+        ) from None
     return Settings(
         tracking_uri=str(merged["tracking_uri"]),
         artifact_uri=merged["artifact_uri"],

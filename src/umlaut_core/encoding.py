@@ -61,7 +61,9 @@ def _encode(value: Any, error: type[EncodingError], what: str) -> str:
         type(k) is str and (type(v) in _SCALARS or (type(v) is float and math.isfinite(v)))
         for k, v in value.items()
     ):
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        if text.isascii() or not _has_lone_surrogate(text):
+            return text
     try:
         plain = to_jsonable(value)
         return json.dumps(plain, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -75,7 +77,9 @@ class _Refused(Exception):
     pass
 
 
-def to_jsonable(value: Any, _path: str = "$", _depth: int = 0, _seen: frozenset[int] = frozenset()) -> Any:
+def to_jsonable(
+    value: Any, _path: str = "$", _depth: int = 0, _seen: frozenset[int] = frozenset()
+) -> Any:
     """Convert ``value`` into plain JSON types following the documented encoding."""
     if _depth > MAX_DEPTH:
         raise _Refused(f"nesting deeper than {MAX_DEPTH} levels at {_path}")

@@ -101,9 +101,7 @@ class BackendConflictError(PluginError):
 class BackendNotFoundError(UmlautError, LookupError):
     """No installed plugin handles a URI's scheme."""
 
-    def __init__(
-        self, kind: str, scheme: str, installed: Iterable[str], hint: str | None
-    ) -> None:
+    def __init__(self, kind: str, scheme: str, installed: Iterable[str], hint: str | None) -> None:
         self.kind, self.scheme = kind, scheme
         self.installed = sorted(installed)
         advice = f" Install {hint!r} to add it." if hint else ""

@@ -79,9 +79,7 @@ def check_reference_id(reference_id: Any) -> str | None:
     if reference_id is None:
         return None
     if not isinstance(reference_id, str):
-        raise InvalidNameError(
-            f"reference_id must be a string, not {type(reference_id).__name__}"
-        )
+        raise InvalidNameError(f"reference_id must be a string, not {type(reference_id).__name__}")
     if len(reference_id) > MAX_NAME_LENGTH or _control(reference_id) is not None:
         raise InvalidNameError(
             f"reference_id must be at most {MAX_NAME_LENGTH} printable characters"

@@ -135,4 +135,3 @@ class ArtifactStore(Protocol):
     def delete(self, uri: str) -> None:
         """Remove the object at ``uri``; no error if it is already gone."""
         ...
-

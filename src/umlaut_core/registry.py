@@ -49,7 +49,7 @@ def scheme_of(uri: str) -> str:
         raise ConfigurationError("an empty URI was given; pass e.g. 'sqlite:///umlaut.db'")
     if "\x00" in uri:
         raise ConfigurationError(f"URI {redact(uri)!r} contains a NUL byte")
-    if os.path.isabs(uri) or uri.startswith((".", "~")) or "://" not in uri and ":" not in uri:
+    if os.path.isabs(uri) or uri.startswith((".", "~")) or ("://" not in uri and ":" not in uri):
         return "file"
     scheme = urlsplit(uri).scheme if "://" in uri else uri.split(":", 1)[0]
     if len(scheme) == 1:  # a Windows drive letter

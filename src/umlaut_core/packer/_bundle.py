@@ -89,7 +89,9 @@ def _canonical(value: Any) -> bytes:
 
 def compute_digest(manifest: Mapping[str, Any]) -> str:
     """sha256 over the parts of a manifest that define the model's behaviour."""
-    core = {k: manifest.get(k) for k in ("format", "flavor", "entry", "signature", "payload_sha256")}
+    core = {
+        k: manifest.get(k) for k in ("format", "flavor", "entry", "signature", "payload_sha256")
+    }
     return "sha256:" + hashlib.sha256(_canonical(core)).hexdigest()
 
 

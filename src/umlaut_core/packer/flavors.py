@@ -65,8 +65,11 @@ def _sklearn_runner(estimator: Any) -> Callable[[Any], Any]:
         if has_proba:
             probabilities = estimator.predict_proba(x)
             out: list[Any] = [
-                {"prediction": p, "probabilities": dict(zip(map(str, classes), map(float, pr)))}
-                for p, pr in zip(predictions, probabilities)
+                {
+                    "prediction": p,
+                    "probabilities": dict(zip(map(str, classes), map(float, pr), strict=True)),
+                }
+                for p, pr in zip(predictions, probabilities, strict=True)
             ]
         else:
             out = [{"prediction": p} for p in predictions]

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..exceptions import ArtifactError, ConfigurationError
 from ..hookspecs import hookimpl
+from ..keys import check_key
 from ..registry import BackendRegistry
 
 __all__ = ["FolderArtifactStore", "path_from_uri"]
@@ -45,11 +46,10 @@ class FolderArtifactStore:
         self.uri = self.root.as_uri()
 
     def _path(self, key_or_uri: str) -> Path:
-        rel = key_or_uri
         if key_or_uri.startswith("file:"):
             path = path_from_uri(key_or_uri).resolve()
         else:
-            path = (self.root / rel).resolve()
+            path = (self.root / check_key(key_or_uri)).resolve()
         if not path.is_relative_to(self.root):
             raise ArtifactError(
                 f"{key_or_uri!r} points outside the artifact folder {self.root}; refused"

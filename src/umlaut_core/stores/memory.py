@@ -19,6 +19,7 @@ from ..exceptions import (
     VersionNotFoundError,
 )
 from ..hookspecs import hookimpl
+from ..keys import check_key
 from ..protocols import Capability
 from ..records import AuditRecord, ModelInfo, ModelVersion, RunQuery, StageChange, VersionDraft
 from ..registry import BackendRegistry
@@ -203,8 +204,8 @@ class MemoryArtifactStore:
         self._lock = threading.Lock()
 
     def put(self, key: str, data: bytes | BinaryIO) -> str:
+        uri = f"memory:{check_key(key)}"
         content = data if isinstance(data, bytes) else data.read()
-        uri = f"memory:{key}"
         with self._lock:
             self._objects.setdefault(uri, bytes(content))
         return uri

@@ -1,0 +1,31 @@
+"""Testing helpers for umlaut users and backend authors (``umlaut-core[testing]``).
+
+* :class:`TrackerSuite` and :class:`ArtifactStoreSuite`: the conformance suite; see
+  :mod:`umlaut_core.testing.conformance`.
+* :mod:`umlaut_core.testing.models`: small models to track in tests.
+* The ``umlaut`` pytest plugin (loaded automatically when the core is installed)
+  provides the fixtures ``plugin_manager``, ``register_plugin`` and
+  ``memory_tracker``.
+"""
+
+from .conformance import (
+    ArtifactStoreSuite,
+    BundleIntegrityTests,
+    ConcurrencyTests,
+    EncodingTests,
+    RunModelTests,
+    StageTests,
+    TrackerSuite,
+    TrackModelTests,
+)
+
+__all__ = [
+    "ArtifactStoreSuite",
+    "BundleIntegrityTests",
+    "ConcurrencyTests",
+    "EncodingTests",
+    "RunModelTests",
+    "StageTests",
+    "TrackModelTests",
+    "TrackerSuite",
+]

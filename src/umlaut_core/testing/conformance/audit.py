@@ -1,0 +1,139 @@
+"""Audit records: one per call, errors included; batches; history queries."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import time
+
+import pytest
+
+from ..._api import Umlaut
+from ...ids import new_run_id
+from ...protocols import Tracker
+from ...records import AuditRecord, RunQuery
+from ..models import Failing, Threshold
+from ._base import TrackerTestBase
+
+__all__ = ["RunModelTests"]
+
+
+class RunModelTests(TrackerTestBase):
+    """Every run_model call and batch item leaves exactly one audit record."""
+
+    def test_record_holds_the_call(self, umlaut: Umlaut, model_name: str) -> None:
+        umlaut.track_model(Threshold(5), model_name)
+        before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+        out = umlaut.run_model(model_name, {"x": 9}, reference_id="req-1", tags={"k": "v"})
+        (r,) = umlaut.history(model_name)
+        assert out == {"above": True, "limit": 5}
+        assert (r.model_name, r.version, r.selector, r.status) == (model_name, 1, "latest", "ok")
+        assert (r.inputs, r.output, r.error, r.reference_id) == ({"x": 9}, out, None, "req-1")
+        assert dict(r.tags) == {"k": "v"}
+        assert len(r.id) == 26
+        assert before <= r.started_at <= dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
+        assert 0 <= r.duration_ms < 60_000
+
+    def test_model_error_reaches_caller_and_is_recorded(
+        self, umlaut: Umlaut, model_name: str
+    ) -> None:
+        umlaut.track_model(Failing(), model_name)
+        with pytest.raises(ValueError, match="x must be >= 0, got -4"):
+            umlaut.run_model(model_name, {"x": -4}, reference_id="bad")
+        (r,) = umlaut.history(model_name)
+        assert (r.status, r.error_type, r.output, r.inputs) == (
+            "error",
+            "ValueError",
+            None,
+            {"x": -4},
+        )
+        assert r.error_message == "x must be >= 0, got -4"
+        assert r.error == "ValueError: x must be >= 0, got -4"
+
+    def test_batch_writes_one_record_per_input(self, umlaut: Umlaut, model_name: str) -> None:
+        umlaut.track_model(Threshold(2), model_name)
+        outs = umlaut.run_batch(
+            model_name, [{"x": i} for i in range(5)], reference_ids=[f"r{i}" for i in range(5)]
+        )
+        assert [o["above"] for o in outs] == [False, False, False, True, True]
+        records = umlaut.history(model_name)
+        assert sorted((r.reference_id, r.inputs["x"]) for r in records) == [
+            (f"r{i}", i) for i in range(5)
+        ]
+        assert all(r.status == "ok" for r in records)
+
+    def test_batch_from_generator(self, umlaut: Umlaut, model_name: str) -> None:
+        umlaut.track_model(Threshold(2), model_name)
+        outs = umlaut.run_batch(model_name, ({"x": i} for i in range(3)))
+        assert len(outs) == 3 and len(umlaut.history(model_name)) == 3
+
+    def test_batch_stops_at_first_error_and_records_it(
+        self, umlaut: Umlaut, model_name: str
+    ) -> None:
+        umlaut.track_model(Failing(), model_name)
+        with pytest.raises(ValueError):
+            umlaut.run_batch(model_name, [{"x": 4}, {"x": -1}, {"x": 9}])
+        statuses = sorted((r.inputs["x"], r.status) for r in umlaut.history(model_name))
+        assert statuses == [(-1, "error"), (4, "ok")]
+
+    def test_batch_continue_runs_everything(self, umlaut: Umlaut, model_name: str) -> None:
+        umlaut.track_model(Failing(), model_name)
+        outs = umlaut.run_batch(model_name, [{"x": 4}, {"x": -1}, {"x": 9}], on_error="continue")
+        assert outs[0] == 2.0 and isinstance(outs[1], ValueError) and outs[2] == 3.0
+        assert len(umlaut.history(model_name, status="error")) == 1
+        assert len(umlaut.history(model_name, status="ok")) == 2
+
+    def test_history_filters_and_pages(self, umlaut: Umlaut, model_name: str) -> None:
+        umlaut.track_model(Failing(), model_name)
+        umlaut.track_model(Threshold(1), model_name)
+        for i in range(6):
+            umlaut.run_model(model_name, {"x": i}, version=1, reference_id=f"ref-{i % 2}")
+        middle = dt.datetime.now(dt.UTC)
+        time.sleep(0.01)
+        with pytest.raises(ValueError):
+            umlaut.run_model(model_name, {"x": -1}, version=1, reference_id="ref-x")
+        umlaut.run_model(model_name, {"x": 3}, reference_id="ref-0")
+
+        assert len(umlaut.history(model_name)) == 8
+        assert len(umlaut.history(model_name, version=2)) == 1
+        assert len(umlaut.history(model_name, reference_id="ref-0")) == 4
+        assert [r.reference_id for r in umlaut.history(model_name, status="error")] == ["ref-x"]
+        assert len(umlaut.history(model_name, since=middle)) == 2
+        assert len(umlaut.history(model_name, until=middle)) == 6
+        newest_first = umlaut.history(model_name)
+        assert [r.id for r in newest_first] == sorted((r.id for r in newest_first), reverse=True)
+        page1 = umlaut.history(model_name, limit=3)
+        page2 = umlaut.history(model_name, limit=3, before=page1[-1].id)
+        page3 = umlaut.history(model_name, limit=3, before=page2[-1].id)
+        ids = [r.id for r in page1 + page2 + page3]
+        assert ids == [r.id for r in newest_first] and len(page3) == 2
+
+    def test_history_without_name_spans_models(self, umlaut: Umlaut, model_name: str) -> None:
+        umlaut.track_model(Threshold(1), model_name)
+        umlaut.track_model(Threshold(1), model_name + " b")
+        umlaut.run_model(model_name, {"x": 1}, reference_id=model_name)
+        umlaut.run_model(model_name + " b", {"x": 1}, reference_id=model_name)
+        names = {r.model_name for r in umlaut.history(reference_id=model_name)}
+        assert names == {model_name, model_name + " b"}
+
+    def test_record_runs_is_idempotent_by_id(
+        self, umlaut: Umlaut, tracker: Tracker, model_name: str
+    ) -> None:
+        umlaut.track_model(Threshold(1), model_name)
+        record = AuditRecord(
+            id=new_run_id(),
+            model_name=model_name,
+            version=1,
+            selector="latest",
+            inputs_json='{"x":1}',
+            output_json='{"above":false}',
+            status="ok",
+            started_at=dt.datetime.now(dt.UTC),
+            duration_ms=1.5,
+        )
+        other = dataclasses.replace(record, id=new_run_id())
+        assert tracker.record_runs([record]) == 1
+        assert tracker.record_runs([record, other]) == 1
+        found = tracker.query_runs(RunQuery(model_name=model_name))
+        assert sorted(r.id for r in found) == sorted([record.id, other.id])
+        assert found[-1].duration_ms == pytest.approx(1.5)
