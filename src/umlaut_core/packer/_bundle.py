@@ -193,12 +193,41 @@ def _dumps(obj: Any, code_paths: Iterable[str] | None) -> bytes:
             except ValueError:
                 pass
         try:
-            return cloudpickle.dumps(obj, protocol=5)
+            payload: bytes = cloudpickle.dumps(obj, protocol=5)
+            return _stable_class_ids(payload)
         except Exception as exc:
             raise PackingError(f"cannot pickle {_qualname(obj)}: {exc!r}") from exc
         finally:
             for module in registered:
                 cloudpickle.unregister_pickle_by_value(module)
+
+
+def _stable_class_ids(payload: bytes) -> bytes:
+    """Replace cloudpickle's random class-tracker ids with ids derived from content.
+
+    cloudpickle tags each class it pickles by value with a random uuid4, so the same
+    class gives different bytes in every process and re-running a script would track
+    a "new" version each time. The ids are swapped for hashes of the payload with the
+    ids blanked: equal content gives equal bytes, different content different ids (so
+    two versions of a class never merge when loaded into one process).
+    """
+    tracker = getattr(cloudpickle.cloudpickle, "_DYNAMIC_CLASS_TRACKER_BY_ID", None)
+    if not tracker:
+        return payload
+    found = sorted(
+        {i for i in list(tracker) if i.encode() in payload},
+        key=lambda i: payload.index(i.encode()),
+    )
+    if not found:
+        return payload
+    blank = payload
+    for tid in found:
+        blank = blank.replace(tid.encode(), b"0" * len(tid))
+    content = hashlib.sha256(blank).hexdigest()
+    for n, tid in enumerate(found):
+        derived = hashlib.sha256(f"{content}:{n}".encode()).hexdigest()[: len(tid)]
+        payload = payload.replace(tid.encode(), derived.encode())
+    return payload
 
 
 def _modules_under(paths: Iterable[str]) -> set[types.ModuleType]:

@@ -47,7 +47,8 @@ class Failing:
     def run(self, model_input: dict[str, Any]) -> float:
         if model_input["x"] < 0:
             raise ValueError(f"x must be >= 0, got {model_input['x']}")
-        return float(model_input["x"]) ** 0.5
+        root: float = float(model_input["x"]) ** 0.5
+        return root
 
 
 class Unencodable:
