@@ -1,0 +1,611 @@
+"""``SqlTracker``: the Tracker contract on SQLAlchemy 2 Core (SQLite, PostgreSQL)."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from umlaut_core.clock import utcnow
+from umlaut_core.exceptions import (
+    ArtifactError,
+    BackendError,
+    ConfigurationError,
+    ModelNotFoundError,
+    StageNotFoundError,
+    VersionNotFoundError,
+)
+from umlaut_core.protocols import Capability
+from umlaut_core.records import (
+    AuditRecord,
+    ModelInfo,
+    ModelVersion,
+    RunQuery,
+    StageChange,
+    VersionDraft,
+)
+from umlaut_core.registry import redact
+
+from . import _schema as s
+from ._errors import ErrorMapper
+from ._rows import (
+    RUN_COLUMNS,
+    VERSION_COLUMNS,
+    dump,
+    fmt_time,
+    parse_time,
+    record_from_row,
+    run_row,
+    version_from_row,
+)
+
+__all__ = ["SqlTracker"]
+
+T = TypeVar("T")
+CHUNK = 1000
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+_DRIVERS = {
+    "sqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+}
+#: pg_advisory_xact_lock key that serialises schema creation/upgrade ("umlaut").
+_SCHEMA_LOCK = 0x756D6C617574
+
+_V = ", ".join(f"v.{c}" for c in VERSION_COLUMNS)
+_HOT_LATEST = (
+    f"SELECT {_V} FROM umlaut_models m JOIN umlaut_versions v "
+    "ON v.name = m.name AND v.version = m.latest_version WHERE m.name = ?"
+)
+_HOT_ALIAS = (
+    f"SELECT {_V} FROM umlaut_aliases a JOIN umlaut_versions v "
+    "ON v.name = a.model_name AND v.version = a.version WHERE a.model_name = ? AND a.alias = ?"
+)
+_HOT_PINNED = f"SELECT {_V} FROM umlaut_versions v WHERE v.name = ? AND v.version = ?"
+_INSERT_RUN = "INSERT INTO umlaut_runs ({}) VALUES ({})".format(
+    ", ".join(RUN_COLUMNS), ", ".join("?" for _ in RUN_COLUMNS)
+)
+_HOT_SQL = {"latest": _HOT_LATEST, "alias": _HOT_ALIAS, "pinned": _HOT_PINNED}
+
+
+class SqlTracker:
+    """Versions, aliases, ledger and audit records in SQL tables.
+
+    :param uri: a SQLAlchemy URL: ``sqlite:///path/umlaut.db`` or
+        ``postgresql+psycopg://user:pass@host/db`` (``postgresql://`` means psycopg).
+    :param busy_timeout: SQLite: seconds a writer waits for another's lock (30).
+    :param synchronous: SQLite ``PRAGMA synchronous``: ``NORMAL`` (default; in WAL
+        mode a power cut may lose the last commits, never corrupt) or ``FULL``.
+    :param pool_size: pooled connections kept open (5); ``max_overflow`` more (10).
+    :param pool_recycle: seconds after which a pooled connection is replaced (1800).
+    :param connect_args: extra keyword arguments for the DBAPI ``connect``.
+    """
+
+    capabilities = frozenset({Capability.PERSISTENT, Capability.MULTI_PROCESS})
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        busy_timeout: float = 30.0,
+        synchronous: str = "NORMAL",
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        pool_recycle: int = 1800,
+        connect_args: dict[str, Any] | None = None,
+    ) -> None:
+        self.uri = redact(uri)
+        try:
+            url = sa.engine.make_url(uri)
+        except sa.exc.ArgumentError as exc:
+            raise ConfigurationError(f"not a SQLAlchemy URL: {self.uri!r} ({exc})") from None
+        driver = _DRIVERS.get(url.drivername)
+        if driver is None:
+            raise ConfigurationError(
+                f"umlaut-sql supports sqlite:/// and postgresql+psycopg:// URLs, not "
+                f"{url.drivername!r} (in {self.uri!r})"
+            )
+        url = url.set(drivername=driver)
+        self.dialect = url.get_backend_name()
+        sync = str(synchronous).upper()
+        if sync not in _SYNCHRONOUS:
+            raise ConfigurationError(
+                f"synchronous must be one of {_SYNCHRONOUS}, not {synchronous!r}"
+            )
+        self._closed = False
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, int, str], ModelVersion] = {}
+        self._free: list[Any] = []
+        cargs: dict[str, Any] = dict(connect_args or {})
+        if self.dialect == "sqlite":
+            db = url.database or ""
+            if db in ("", ":memory:") or "mode=memory" in db:
+                raise ConfigurationError(
+                    "an in-memory SQLite database is private to one connection; use a "
+                    "file (sqlite:///umlaut.db) or the 'memory:' tracker"
+                )
+            if not db.startswith("file:"):
+                Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self.default_artifact_uri: str | None = str(Path(db).parent / "artifacts")
+            cargs.setdefault("check_same_thread", False)
+            cargs.setdefault("timeout", float(busy_timeout))
+            self._sql = {**_HOT_SQL, "run": _INSERT_RUN.replace("INSERT", "INSERT OR IGNORE", 1)}
+        else:
+            self.default_artifact_uri = None
+            run = _INSERT_RUN + " ON CONFLICT (id) DO NOTHING"
+            self._sql = {k: q.replace("?", "%s") for k, q in {**_HOT_SQL, "run": run}.items()}
+        pool: dict[str, Any] = {
+            "pool_size": pool_size,
+            "max_overflow": max_overflow,
+            "pool_recycle": pool_recycle,
+        }
+        self._engine = sa.create_engine(
+            url, connect_args=cargs, pool_pre_ping=self.dialect != "sqlite", **pool
+        )
+        self._configure = (
+            _sqlite_setup(int(busy_timeout * 1000), sync)
+            if (self.dialect == "sqlite")
+            else _pg_setup
+        )
+        sa.event.listen(self._engine, "connect", lambda dbapi, _rec: self._configure(dbapi))
+        if self.dialect == "sqlite":
+            sa.event.listen(self._engine, "begin", _sqlite_begin)
+        dbapi = self._engine.dialect.loaded_dbapi
+        self._dbapi_error: type[Exception] = dbapi.Error
+        self._errors = ErrorMapper(
+            self.uri, (url.password or "",) if url.password else (), self._dbapi_error
+        )
+        # Raw DBAPI connections for the two hot statements, kept outside the engine's
+        # pool: a pool checkout plus its reset costs about as much as the statement on
+        # SQLite, and pre-ping adds a round trip on PostgreSQL. A dead one (server
+        # restart) is dropped and the call retried once, which is safe because the
+        # hot reads are reads and audit inserts are idempotent by record id.
+        c_args, c_params = self._engine.dialect.create_connect_args(url)
+        c_params.update(cargs)
+        self._raw_connect: Callable[[], Any] = lambda: self._hot_setup(
+            dbapi.connect(*c_args, **c_params)
+        )
+        self._open()
+
+    # -- setup ------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"SqlTracker({self.uri!r})"
+
+    def _open(self) -> None:
+        with self._errors.mapped("opening the database"), self._engine.connect() as conn:
+            found = s.read_version(conn, self.uri)
+        if found != s.CURRENT_VERSION:
+            with self._write("creating or upgrading the umlaut schema") as conn:
+                if self.dialect == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
+                s.upgrade(conn, self.uri, fmt_time(utcnow()))
+        if self.dialect == "sqlite":
+
+            def wal(c: Any) -> None:
+                if c.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    c.execute("PRAGMA journal_mode=WAL").fetchall()
+
+            self._hot("enabling WAL", wal)
+
+    @contextmanager
+    def _read(self, action: str) -> Iterator[sa.Connection]:
+        if self._closed:
+            raise BackendError(f"the tracker for {self.uri} is closed")
+        with self._errors.mapped(action), self._engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _write(self, action: str) -> Iterator[sa.Connection]:
+        """One write transaction: SQLite takes the write lock at BEGIN (IMMEDIATE)."""
+        if self._closed:
+            raise BackendError(f"the tracker for {self.uri} is closed")
+        with self._errors.mapped(action), self._engine.connect() as conn:
+            conn.execution_options(umlaut_write=True)
+            with conn.begin():
+                yield conn
+
+    def _insert(self, table: sa.Table) -> Any:
+        mod = sqlite_dialect if self.dialect == "sqlite" else pg_dialect
+        return mod.insert(table)
+
+    # -- hot path: raw DBAPI ----------------------------------------------------------
+
+    def _hot(
+        self, action: str, work: Callable[[Any], T], retry: Callable[[], bool] = lambda: True
+    ) -> T:
+        if self._closed:
+            raise BackendError(f"the tracker for {self.uri} is closed")
+        for attempt in (0, 1):
+            try:
+                conn = self._free.pop()
+            except IndexError:
+                try:
+                    conn = self._raw_connect()
+                except self._dbapi_error as exc:
+                    raise self._errors.translate(exc, action) from exc
+            try:
+                result = work(conn)
+            except self._dbapi_error as exc:
+                gone = self._gone(exc, conn)
+                _close_quietly(conn)
+                if gone and attempt == 0 and retry():
+                    continue
+                raise self._errors.translate(exc, action) from exc
+            except BaseException:
+                _close_quietly(conn)
+                raise
+            if self._closed:
+                _close_quietly(conn)
+            else:
+                self._free.append(conn)
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _hot_setup(self, conn: Any) -> Any:
+        if self.dialect == "sqlite":
+            self._configure(conn)
+        else:
+            conn.autocommit = True  # transactions are begun explicitly in record_runs
+        return conn
+
+    def _gone(self, exc: Exception, conn: Any) -> bool:
+        try:
+            return bool(self._engine.dialect.is_disconnect(exc, conn, None))
+        except Exception:
+            return False
+
+    def _fetch_one(self, sql: str, params: tuple[Any, ...]) -> Any:
+        def work(conn: Any) -> Any:
+            cur = conn.cursor()
+            try:
+                cur.execute(sql, params)
+                return cur.fetchone()
+            finally:
+                cur.close()
+
+        return self._hot("reading a model version", work)
+
+    # -- versions ---------------------------------------------------------------------
+
+    def find_version(self, name: str, digest: str) -> ModelVersion | None:
+        v = s.versions
+        with self._read("looking up a version by digest") as conn:
+            row = conn.execute(
+                sa.select(*(v.c[c] for c in VERSION_COLUMNS)).where(
+                    v.c.name == name, v.c.digest == digest
+                )
+            ).first()
+        return None if row is None else version_from_row(row)
+
+    def register_version(self, draft: VersionDraft, bundle: bytes) -> ModelVersion:
+        if draft.artifact_uri is None:
+            raise ConfigurationError(
+                f"{self.uri} keeps no bundles itself: store the bundle in an artifact "
+                f"store first and pass its artifact_uri"
+            )
+        m, v = s.models, s.versions
+        now = fmt_time(draft.created_at)
+        try:
+            with self._write(f"registering a version of {draft.name!r}") as conn:
+                conn.execute(
+                    self._insert(m).on_conflict_do_nothing(index_elements=["name"]),
+                    {
+                        "name": draft.name,
+                        "description": draft.description,
+                        "latest_version": 0,
+                        "created_at": now,
+                    },
+                )
+                # The row lock (PostgreSQL) or the IMMEDIATE transaction (SQLite)
+                # serialises allocation per name: no gaps, no duplicates.
+                latest = conn.execute(
+                    sa.select(m.c.latest_version).where(m.c.name == draft.name).with_for_update()
+                ).scalar_one()
+                row = conn.execute(
+                    sa.select(*(v.c[c] for c in VERSION_COLUMNS)).where(
+                        v.c.name == draft.name, v.c.digest == draft.digest
+                    )
+                ).first()
+                if row is not None:
+                    return version_from_row(row)
+                number = latest + 1
+                values = {
+                    "name": draft.name,
+                    "version": number,
+                    "digest": draft.digest,
+                    "flavor": draft.flavor,
+                    "artifact_uri": draft.artifact_uri,
+                    "manifest": dump(draft.manifest),
+                    "params": dump(draft.params),
+                    "metrics": dump(draft.metrics),
+                    "tags": dump(draft.tags),
+                    "description": draft.description,
+                    "created_at": now,
+                    "created_by": draft.created_by,
+                }
+                conn.execute(sa.insert(v), values)
+                conn.execute(
+                    sa.update(m).where(m.c.name == draft.name).values(latest_version=number)
+                )
+        except BackendError as exc:
+            # Backstop for the unique (name, digest) constraint: whoever lost a race
+            # returns the winner's version instead of failing.
+            if isinstance(exc.__cause__, sa.exc.IntegrityError):
+                existing = self.find_version(draft.name, draft.digest)
+                if existing is not None:
+                    return existing
+            raise
+        return version_from_row([values[c] for c in VERSION_COLUMNS], created=True)
+
+    def get_version(
+        self, name: str, *, version: int | None = None, alias: str | None = None
+    ) -> ModelVersion:
+        if version is not None:
+            row = self._fetch_one(self._sql["pinned"], (name, version))
+        elif alias is not None:
+            row = self._fetch_one(self._sql["alias"], (name, alias))
+        else:
+            row = self._fetch_one(self._sql["latest"], (name,))
+        if row is None:
+            raise self._not_found(name, version, alias)
+        key = (name, row[1], row[2])
+        mv = self._cache.get(key)
+        if mv is None:
+            # Versions are immutable, so a parsed one can be reused for good; the
+            # digest in the key guards against the file being replaced underneath.
+            mv = version_from_row(row)
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            self._cache[key] = mv
+        return mv
+
+    def _not_found(self, name: str, version: int | None, alias: str | None) -> Exception:
+        m, v, a = s.models, s.versions, s.aliases
+        with self._read("listing what exists") as conn:
+            numbers = (
+                conn.execute(sa.select(v.c.version).where(v.c.name == name).order_by(v.c.version))
+                .scalars()
+                .all()
+            )
+            if not numbers:
+                names = (
+                    conn.execute(sa.select(m.c.name).where(m.c.latest_version > 0)).scalars().all()
+                )
+                return ModelNotFoundError(name, names)
+            if version is not None:
+                return VersionNotFoundError(name, version, numbers)
+            labels = (
+                conn.execute(sa.select(a.c.alias).where(a.c.model_name == name)).scalars().all()
+            )
+        return StageNotFoundError(name, alias or "", labels)
+
+    def load_bundle(self, version: ModelVersion) -> bytes:
+        raise ArtifactError(
+            f"{self.uri} keeps no bundles; {version.name} v{version.version} is at "
+            f"{version.artifact_uri}"
+        )
+
+    def list_models(self) -> list[ModelInfo]:
+        m, a = s.models, s.aliases
+        with self._read("listing models") as conn:
+            rows = conn.execute(
+                sa.select(m.c.name, m.c.latest_version, m.c.description)
+                .where(m.c.latest_version > 0)
+                .order_by(m.c.name)
+            ).all()
+            pointers: dict[str, dict[str, int]] = {}
+            for name, alias, number in conn.execute(
+                sa.select(a.c.model_name, a.c.alias, a.c.version)
+            ):
+                pointers.setdefault(name, {})[alias] = number
+        return [
+            ModelInfo(name=n, latest_version=lv, aliases=pointers.get(n, {}), description=d)
+            for n, lv, d in rows
+        ]
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        v = s.versions
+        with self._read(f"listing versions of {name!r}") as conn:
+            rows = conn.execute(
+                sa.select(*(v.c[c] for c in VERSION_COLUMNS))
+                .where(v.c.name == name)
+                .order_by(v.c.version)
+            ).all()
+        if not rows:
+            raise self._not_found(name, None, None)
+        return [version_from_row(r) for r in rows]
+
+    # -- aliases and the ledger ---------------------------------------------------------
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        changed_by: str | None,
+        reason: str | None,
+    ) -> StageChange:
+        m, v, a, led = s.models, s.versions, s.aliases, s.ledger
+        changed_at = utcnow()
+        when = fmt_time(changed_at)
+        with self._write(f"moving alias {alias!r} of {name!r}") as conn:
+            # Locks the model row so concurrent moves of its aliases are serialised
+            # and each ledger entry's from_version is the one it replaced.
+            exists = conn.execute(
+                sa.select(m.c.latest_version).where(m.c.name == name).with_for_update()
+            ).scalar()
+            found = conn.execute(
+                sa.select(v.c.version).where(v.c.name == name, v.c.version == version)
+            ).scalar()
+            if not exists or found is None:
+                raise self._not_found(name, version, None)
+            previous = conn.execute(
+                sa.select(a.c.version).where(a.c.model_name == name, a.c.alias == alias)
+            ).scalar()
+            stmt = self._insert(a).values(
+                model_name=name, alias=alias, version=version, updated_at=when
+            )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["model_name", "alias"],
+                    set_={"version": version, "updated_at": when},
+                )
+            )
+            conn.execute(
+                sa.insert(led),
+                {
+                    "model_name": name,
+                    "alias": alias,
+                    "from_version": previous,
+                    "to_version": version,
+                    "changed_at": when,
+                    "changed_by": changed_by,
+                    "reason": reason,
+                },
+            )
+        return StageChange(
+            model_name=name,
+            stage=alias,
+            from_version=previous,
+            to_version=version,
+            changed_at=changed_at,
+            changed_by=changed_by,
+            reason=reason,
+        )
+
+    def stage_history(self, name: str, alias: str | None = None) -> list[StageChange]:
+        m, led = s.models, s.ledger
+        query = sa.select(
+            led.c.model_name,
+            led.c.alias,
+            led.c.from_version,
+            led.c.to_version,
+            led.c.changed_at,
+            led.c.changed_by,
+            led.c.reason,
+        ).where(led.c.model_name == name)
+        if alias is not None:
+            query = query.where(led.c.alias == alias)
+        with self._read(f"reading the ledger of {name!r}") as conn:
+            if not conn.execute(sa.select(m.c.latest_version).where(m.c.name == name)).scalar():
+                raise self._not_found(name, None, None)
+            rows = conn.execute(query.order_by(led.c.id)).all()
+        return [
+            StageChange(
+                model_name=r[0],
+                stage=r[1],
+                from_version=r[2],
+                to_version=r[3],
+                changed_at=parse_time(r[4]),
+                changed_by=r[5],
+                reason=r[6],
+            )
+            for r in rows
+        ]
+
+    # -- audit records ----------------------------------------------------------------
+
+    def record_runs(self, records: Iterable[AuditRecord]) -> int:
+        it = iter(records)
+        first = [run_row(r) for r in itertools.islice(it, CHUNK)]
+        if not first:
+            return 0
+        sql = self._sql["run"]
+        sqlite = self.dialect == "sqlite"
+        consumed_more = False
+
+        def work(conn: Any) -> int:
+            nonlocal consumed_more
+            cur = conn.cursor()
+            try:
+                if len(first) == 1:  # one statement is its own transaction: no BEGIN
+                    cur.execute(sql, first[0])
+                    return max(cur.rowcount, 0)
+                before = conn.total_changes if sqlite else 0
+                added = 0
+                cur.execute("BEGIN IMMEDIATE" if sqlite else "BEGIN")
+                try:
+                    chunk = first
+                    while chunk:
+                        cur.executemany(sql, chunk)
+                        added += 0 if sqlite else max(cur.rowcount, 0)
+                        if len(chunk) < CHUNK:
+                            break
+                        consumed_more = True
+                        chunk = [run_row(r) for r in itertools.islice(it, CHUNK)]
+                    cur.execute("COMMIT")
+                except BaseException:
+                    cur.execute("ROLLBACK")
+                    raise
+                return int(conn.total_changes - before) if sqlite else added
+            finally:
+                cur.close()
+
+        # A retry after a dropped connection must not re-read a half-consumed iterable.
+        return self._hot("recording audit records", work, retry=lambda: not consumed_more)
+
+    def query_runs(self, query: RunQuery) -> list[AuditRecord]:
+        r = s.runs
+        stmt = sa.select(*(r.c[c] for c in RUN_COLUMNS))
+        if query.model_name is not None:
+            stmt = stmt.where(r.c.model_name == query.model_name)
+        if query.version is not None:
+            stmt = stmt.where(r.c.version == query.version)
+        if query.status is not None:
+            stmt = stmt.where(r.c.status == query.status)
+        if query.reference_id is not None:
+            stmt = stmt.where(r.c.reference_id == query.reference_id)
+        if query.since is not None:
+            stmt = stmt.where(r.c.started_at >= fmt_time(query.since))
+        if query.until is not None:
+            stmt = stmt.where(r.c.started_at < fmt_time(query.until))
+        if query.before is not None:
+            stmt = stmt.where(r.c.id < query.before)
+        stmt = stmt.order_by(r.c.id.desc()).limit(query.limit)
+        with self._read("querying audit records") as conn:
+            return [record_from_row(row) for row in conn.execute(stmt)]
+
+    def close(self) -> None:
+        self._closed = True
+        while self._free:
+            _close_quietly(self._free.pop())
+        self._engine.dispose()
+
+
+def _sqlite_setup(busy_ms: int, synchronous: str) -> Callable[[Any], None]:
+    def setup(conn: Any) -> None:
+        # Autocommit at the driver: transactions are begun explicitly (see
+        # _sqlite_begin), so BEGIN IMMEDIATE is possible and pysqlite's implicit
+        # BEGIN before DML does not get in the way.
+        conn.isolation_level = None
+        conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        conn.execute("PRAGMA foreign_keys = ON")
+
+    return setup
+
+
+def _pg_setup(conn: Any) -> None:
+    return None
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    write = conn.get_execution_options().get("umlaut_write")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _close_quietly(conn: Any) -> None:
+    with contextlib.suppress(Exception):  # already broken; nothing to release
+        conn.close()

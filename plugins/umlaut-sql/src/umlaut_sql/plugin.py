@@ -1,0 +1,28 @@
+"""Registers the SQL tracker for ``sqlite``, ``postgresql`` and ``postgres`` URIs.
+
+Cheap to import: sqlalchemy is imported only when a tracker is built.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from umlaut_core import hookimpl
+
+if TYPE_CHECKING:
+    from umlaut_core.registry import BackendRegistry
+
+    from ._tracker import SqlTracker
+
+
+def open_sql_tracker(uri: str, **options: Any) -> SqlTracker:
+    """Factory for the registry: build a :class:`SqlTracker` for ``uri``."""
+    from ._tracker import SqlTracker
+
+    return SqlTracker(uri, **options)
+
+
+@hookimpl
+def umlaut_register_backends(registry: BackendRegistry) -> None:
+    for scheme in ("sqlite", "postgresql", "postgres"):
+        registry.add_tracker(scheme, open_sql_tracker)
