@@ -1,0 +1,49 @@
+"""moto's S3 (and other AWS) mock served over real HTTP on 127.0.0.1.
+
+``moto_server`` (session scope) starts ``moto.server.ThreadedMotoServer`` in a thread of
+the test process on a free port and yields its endpoint URL, e.g.
+``http://127.0.0.1:41234``; it is stopped at session end. Clients need some
+credentials (any fake values) and a region; moto accepts every signature.
+
+The server shares moto's in-memory state with ``moto.mock_aws`` in this process, and
+``mock_aws`` resets that state when it exits: tests against the server should create
+their own bucket rather than rely on one made by another test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+__all__ = ["moto_server"]
+
+
+def _unavailable(reason: str) -> None:
+    message = f"moto server unavailable: {reason}. Install it with `pip install 'moto[server]'`."
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """Endpoint URL of a moto server on 127.0.0.1 (started once per session)."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:  # moto[server] pulls in flask & werkzeug
+        _unavailable(f"cannot import moto.server ({exc})")
+        raise  # unreachable: _unavailable raises
+    # Port 0: the OS picks a free port at bind time, so parallel sessions never race.
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    try:
+        server.start()
+        host, port = server.get_host_and_port()
+    except Exception as exc:
+        _unavailable(f"it failed to start ({exc!r})")
+        raise
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
