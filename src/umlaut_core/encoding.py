@@ -56,7 +56,9 @@ def encode_output(value: Any) -> str:
 
 
 def _encode(value: Any, error: type[EncodingError], what: str) -> str:
-    # Fast path: flat dicts of plain scalars are the common input.
+    # Fast paths: plain scalars and flat dicts of them are the common case.
+    if type(value) in _SCALARS and type(value) is not str:
+        return "null" if value is None else json.dumps(value)
     if type(value) is dict and all(
         type(k) is str and (type(v) in _SCALARS or (type(v) is float and math.isfinite(v)))
         for k, v in value.items()

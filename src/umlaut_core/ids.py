@@ -1,4 +1,4 @@
-"""Sortable unique ids for audit records (ULID layout: 48-bit ms time + 80 bits).
+"""Sortable unique ids for audit records: 48-bit ms time + 80 random bits, 26 chars.
 
 Ids made in one process are strictly increasing, so ordering by id is ordering by
 start time; they double as idempotency keys when a record is delivered twice.
@@ -6,24 +6,19 @@ start time; they double as idempotency keys when a record is delivered twice.
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 import time
 
 __all__ = ["new_run_id"]
 
-_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# base64's RFC 4648 alphabet is not in ASCII order; Crockford's is, so translating
+# keeps byte order = string order (ids sort by time).
+_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 _lock = threading.Lock()
 _last_ms = -1
 _last_rand = 0
-
-
-def _b32(value: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        value, rem = divmod(value, 32)
-        chars.append(_ALPHABET[rem])
-    return "".join(reversed(chars))
 
 
 def new_run_id() -> str:
@@ -37,7 +32,8 @@ def new_run_id() -> str:
         else:
             _last_rand = int.from_bytes(os.urandom(10), "big") >> 1  # room to increment
         _last_ms = ms
-        return _b32(ms, 10) + _b32(_last_rand, 16)
+        raw = ((ms << 80) | _last_rand).to_bytes(16, "big")
+    return base64.b32encode(raw)[:26].translate(_TO_CROCKFORD).decode()
 
 
 def _reset_after_fork() -> None:

@@ -149,11 +149,14 @@ def unpack(
         try:
             payload = zf.read(PAYLOAD)
         except (KeyError, zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise IntegrityError(f"bundle has no readable payload: {exc}") from None
+            raise IntegrityError(
+                f"bundle payload is missing or corrupted ({exc}): the stored bytes were "
+                f"changed. Nothing was loaded; restore the object or re-track the model."
+            ) from None
     if hashlib.sha256(payload).hexdigest() != manifest.get("payload_sha256"):
         raise IntegrityError(
             "bundle payload does not match its manifest's sha256: the stored bytes were "
-            "changed or corrupted. Nothing was loaded; re-track the model."
+            "corrupted or changed. Nothing was loaded; restore the object or re-track the model."
         )
     digest = compute_digest(manifest)
     if expected_digest is not None and digest != expected_digest:
@@ -232,7 +235,9 @@ def _stable_class_ids(payload: bytes) -> bytes:
 
 def _modules_under(paths: Iterable[str]) -> set[types.ModuleType]:
     roots = [Path(p).resolve() for p in paths]
-    found = set()
+    found: set[types.ModuleType] = set()
+    if not roots:
+        return found
     for module in list(sys.modules.values()):
         file = getattr(module, "__file__", None)
         if file and module.__name__ != "__main__":

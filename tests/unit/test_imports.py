@@ -1,0 +1,34 @@
+"""The core stays backend-free and its public surface is deliberate."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import umlaut_core
+
+
+class TestImports:
+    """Importing umlaut_core pulls in no backend library."""
+
+    def test_no_backend_library_is_imported(self) -> None:
+        code = (
+            "import sys, umlaut_core, umlaut_core.packer, umlaut_core.testing;"
+            "umlaut_core.get_plugin_manager();"
+            "print(sorted(m for m in ('sqlalchemy', 'mlflow', 'boto3', 'botocore') if m in sys.modules))"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == "[]"
+
+
+class TestPublicNames:
+    """__all__ lists exactly the public names of the package."""
+
+    def test_all_matches_public_names(self) -> None:
+        public = {
+            name
+            for name, value in vars(umlaut_core).items()
+            if not name.startswith("_") and not isinstance(value, type(sys))
+        }
+        assert set(umlaut_core.__all__) == public | {"__version__"}
+        assert len(umlaut_core.__all__) == len(set(umlaut_core.__all__))
