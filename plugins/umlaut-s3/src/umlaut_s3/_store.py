@@ -190,6 +190,8 @@ class S3ArtifactStore:
             "Key": s3key,
             "Body": bytes(data) if not isinstance(data, bytes) else data,
             "Metadata": {SHA256_META: digest.hexdigest()},
+            # Algorithm named as well: some servers (moto) only store the checksum then.
+            "ChecksumAlgorithm": "SHA256",
             "ChecksumSHA256": base64.b64encode(digest.digest()).decode("ascii"),
         }
         if self._conditional_put:
