@@ -356,7 +356,10 @@ def _manifest_of(zf: zipfile.ZipFile) -> dict[str, Any]:
     try:
         manifest = json.loads(zf.read(MANIFEST))
     except (KeyError, ValueError, zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise IntegrityError(f"bundle manifest is missing or unreadable: {exc}") from None
+        raise IntegrityError(
+            f"bundle manifest is missing or corrupted ({exc}); nothing was loaded. Restore "
+            f"the object or re-track the model."
+        ) from None
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
         raise IntegrityError(
             f"bundle format {manifest.get('format') if isinstance(manifest, dict) else '?'}"
