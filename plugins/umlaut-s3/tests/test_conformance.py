@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from umlaut_s3 import S3ArtifactStore
 
 from umlaut_core.stores.memory import MemoryTracker
 from umlaut_core.testing import ArtifactStoreSuite, TrackerSuite
-from umlaut_s3 import S3ArtifactStore
 
 
 class TestS3StoreInProcess(ArtifactStoreSuite):

@@ -11,12 +11,12 @@ import sys
 from typing import Any
 
 import pytest
+from umlaut_s3 import S3ArtifactStore
 
 from umlaut_core import Umlaut, get_plugin_manager
 from umlaut_core.exceptions import ArtifactError, ConfigurationError, IntegrityError
 from umlaut_core.registry import BackendRegistry
 from umlaut_core.stores.memory import MemoryTracker
-from umlaut_s3 import S3ArtifactStore
 
 MiB = 1024 * 1024
 

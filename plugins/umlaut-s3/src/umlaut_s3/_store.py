@@ -313,7 +313,7 @@ def _connect(opts: S3Options) -> tuple[Any, Any, Scrubber]:
     config = Config(
         connect_timeout=opts.connect_timeout,
         read_timeout=opts.read_timeout,
-        retries={"max_attempts": opts.max_attempts, "mode": opts.retry_mode},
+        retries={"total_max_attempts": opts.max_attempts, "mode": opts.retry_mode},
         max_pool_connections=max(10, opts.max_concurrency),
         s3={"addressing_style": opts.addressing_style} if opts.addressing_style else None,
     )
