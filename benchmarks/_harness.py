@@ -88,8 +88,18 @@ def latency_row(
     if max_value is not None:
         met, target = ours.median * scale <= max_value, f"≤ {max_value:g} {unit.split('/')[0]}"
     return Row(
-        scenario, backend, unit, ours.median * scale, ours.min * scale, ours.max * scale,
-        baseline, base.median * scale if base else None, ratio, target, met, dict(extra),
+        scenario,
+        backend,
+        unit,
+        ours.median * scale,
+        ours.min * scale,
+        ours.max * scale,
+        baseline,
+        base.median * scale if base else None,
+        ratio,
+        target,
+        met,
+        dict(extra),
     )
 
 
@@ -108,8 +118,18 @@ def throughput_row(
     met = ratio >= min_ratio if (min_ratio is not None and ratio is not None) else None
     target = f"≥ {min_ratio:.0%} of {baseline}" if min_ratio is not None else ""
     return Row(
-        scenario, backend, "rows/s", 1 / ours.median, 1 / ours.max, 1 / ours.min,
-        baseline, 1 / base.median if base else None, ratio, target, met, dict(extra),
+        scenario,
+        backend,
+        "rows/s",
+        1 / ours.median,
+        1 / ours.max,
+        1 / ours.min,
+        baseline,
+        1 / base.median if base else None,
+        ratio,
+        target,
+        met,
+        dict(extra),
     )
 
 

@@ -22,13 +22,16 @@ def run(quick: bool) -> list[Row]:
     counter = iter(range(10**9))
     track_new = measure(
         lambda: umlaut.track_model(Threshold(next(counter)), "bench-track"),
-        number=number // 10, repeat=repeat,
+        number=number // 10,
+        repeat=repeat,
     )
     track_same = measure(
         lambda: umlaut.track_model(Threshold(0), "bench-track"), number=number // 10, repeat=repeat
     )
     return [
-        latency_row("run_model (trivial model)", "memory:", run_model, direct, "calling model.run directly"),
+        latency_row(
+            "run_model (trivial model)", "memory:", run_model, direct, "calling model.run directly"
+        ),
         latency_row("track_model (small class, new)", "memory:", track_new, unit="ms/call"),
         latency_row("track_model (unchanged)", "memory:", track_same, unit="ms/call"),
     ]

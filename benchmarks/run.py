@@ -10,6 +10,7 @@ A module whose backend is not installed here is reported as skipped, with why.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import importlib
 import importlib.metadata
@@ -24,18 +25,24 @@ RESULTS = HERE / "results"
 README = HERE.parent / "README.md"
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 PACKAGES = [
-    "umlaut-core", "umlaut-sql", "umlaut-s3", "umlaut-mlflow", "sqlalchemy", "psycopg",
-    "boto3", "moto", "mlflow", "cloudpickle",
+    "umlaut-core",
+    "umlaut-sql",
+    "umlaut-s3",
+    "umlaut-mlflow",
+    "sqlalchemy",
+    "psycopg",
+    "boto3",
+    "moto",
+    "mlflow",
+    "cloudpickle",
 ]
 
 
 def versions() -> dict[str, str]:
     found = {}
     for name in PACKAGES:
-        try:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
     return found
 
 
@@ -49,7 +56,8 @@ def fmt(value: float | None) -> str:
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| scenario | backend | median | min–max | unit | baseline (same run) | ratio | target | met |",
+        "| scenario | backend | median | min–max | unit | baseline (same run) | ratio | target "
+        "| met |",
         "| --- | --- | ---: | ---: | --- | --- | ---: | --- | :---: |",
     ]
     for r in rows:
@@ -75,7 +83,10 @@ def chart(rows: list[dict[str, Any]], path: Path) -> bool:
     latency = [r for r in rows if r["metric"].startswith(("µs", "ms"))]
     rate = [r for r in rows if r["metric"] == "rows/s"]
     fig, axes = plt.subplots(1, 2, figsize=(14, max(4, 0.35 * max(len(latency), len(rate)) + 1)))
-    for ax, group, label in ((axes[0], latency, "latency (µs, log)"), (axes[1], rate, "rows/s (log)")):
+    for ax, group, label in (
+        (axes[0], latency, "latency (µs, log)"),
+        (axes[1], rate, "rows/s (log)"),
+    ):
         names = [f"{r['scenario']} [{r['backend']}]" for r in group]
         values = [r["median"] * (1000 if r["metric"].startswith("ms") else 1) for r in group]
         ax.barh(names, values)
@@ -90,7 +101,9 @@ def chart(rows: list[dict[str, Any]], path: Path) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default="")
     parser.add_argument("--no-readme", action="store_true")
@@ -121,8 +134,10 @@ def main() -> int:
             continue
         for row in produced:
             rows.append(row.as_dict())
-            print(f"   {row.scenario} [{row.backend}]: {fmt(row.median)} {row.metric}"
-                  + (f"  ratio {row.ratio:.2f}× {row.target}" if row.ratio is not None else ""))
+            print(
+                f"   {row.scenario} [{row.backend}]: {fmt(row.median)} {row.metric}"
+                + (f"  ratio {row.ratio:.2f}× {row.target}" if row.ratio is not None else "")
+            )
     RESULTS.mkdir(exist_ok=True)
     result = {
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

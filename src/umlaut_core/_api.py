@@ -22,6 +22,7 @@ from .exceptions import (
     EncodingError,
     InvalidNameError,
     OutputEncodingError,
+    StageNotFoundError,
 )
 from .ids import new_run_id
 from .keys import bundle_key
@@ -201,7 +202,11 @@ class Umlaut:
     def promote(
         self, model_name: str, version: int, stage: str, *, reason: str | None = None
     ) -> StageChange:
-        """Point ``stage`` at ``version`` and write the move to the ledger."""
+        """Point ``stage`` at ``version`` and write the move to the ledger.
+
+        Promoting to the version the stage already points at writes nothing and
+        returns a change with ``from_version == to_version``.
+        """
         name = self._name(model_name)
         alias = naming.check_alias(stage)
         number = _version_number(version)
@@ -209,6 +214,13 @@ class Umlaut:
         return self._move_alias(name, alias, number, reason)
 
     def _move_alias(self, name: str, alias: str, version: int, reason: str | None) -> StageChange:
+        try:
+            current: int | None = self._tracker.get_version(name, alias=alias).version
+        except StageNotFoundError:
+            current = None
+        if current == version:
+            # Already there: the ledger records moves, not repeated requests.
+            return StageChange(name, alias, version, version, utcnow(), current_user(), reason)
         return self._tracker.set_alias(
             name, alias, version, changed_by=current_user(), reason=reason
         )

@@ -15,7 +15,9 @@ __all__ = ["new_run_id"]
 
 # base64's RFC 4648 alphabet is not in ASCII order; Crockford's is, so translating
 # keeps byte order = string order (ids sort by time).
-_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+_TO_CROCKFORD = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+)
 _lock = threading.Lock()
 _last_ms = -1
 _last_rand = 0

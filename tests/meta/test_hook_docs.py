@@ -48,5 +48,7 @@ class TestHookTests:
 
     @pytest.mark.parametrize("hook", HOOKS)
     def test_hook_has_a_test(self, hook: str) -> None:
-        sources = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "tests").rglob("test_*.py"))
+        sources = "\n".join(
+            p.read_text(encoding="utf-8") for p in (ROOT / "tests").rglob("test_*.py")
+        )
         assert f"def test_{hook}(" in sources, f"no test named test_{hook}"

@@ -40,7 +40,9 @@ def umlaut(tmp_path: Path) -> Umlaut:
 
 def _snapshot(u: Umlaut) -> tuple[Any, ...]:
     models = [(m.name, m.latest_version, dict(m.aliases)) for m in u.list_models()]
-    versions = [(v.name, v.version, v.digest) for m in u.list_models() for v in u.list_versions(m.name)]
+    versions = [
+        (v.name, v.version, v.digest) for m in u.list_models() for v in u.list_versions(m.name)
+    ]
     runs = [r.id for r in u.history(limit=10_000)]
     ledger = [(c.stage, c.to_version) for m in u.list_models() for c in u.stage_history(m.name)]
     return models, versions, runs, ledger
@@ -83,32 +85,107 @@ def _fresh(u: Umlaut, **options: Any) -> Umlaut:
 
 CASES: list[tuple[str, Callable[[Umlaut], Any], type[UmlautError], str]] = [
     ("unknown model", lambda u: u.run_model("Nope", {}), ModelNotFoundError, "Revenue Forecast"),
-    ("unknown version", lambda u: u.run_model(NAME, {}, version=7), VersionNotFoundError, "no version 7"),
-    ("unknown stage", lambda u: u.run_model(NAME, {}, stage="Production"), StageNotFoundError, "'Staging'"),
+    (
+        "unknown version",
+        lambda u: u.run_model(NAME, {}, version=7),
+        VersionNotFoundError,
+        "no version 7",
+    ),
+    (
+        "unknown stage",
+        lambda u: u.run_model(NAME, {}, stage="Production"),
+        StageNotFoundError,
+        "'Staging'",
+    ),
     ("empty name", lambda u: u.track_model(ExampleModel(), ""), InvalidNameError, "empty"),
-    ("long name", lambda u: u.track_model(ExampleModel(), "m" * 201), InvalidNameError, "limit is 200"),
+    (
+        "long name",
+        lambda u: u.track_model(ExampleModel(), "m" * 201),
+        InvalidNameError,
+        "limit is 200",
+    ),
     ("dotdot name", lambda u: u.track_model(ExampleModel(), "a/../b"), InvalidNameError, "'..'"),
-    ("leading slash", lambda u: u.track_model(ExampleModel(), "/etc/x"), InvalidNameError, "path separator"),
-    ("backslash", lambda u: u.track_model(ExampleModel(), "\\share\\m"), InvalidNameError, "path separator"),
-    ("control char", lambda u: u.track_model(ExampleModel(), "a\x07b"), InvalidNameError, "control"),
+    (
+        "leading slash",
+        lambda u: u.track_model(ExampleModel(), "/etc/x"),
+        InvalidNameError,
+        "path separator",
+    ),
+    (
+        "backslash",
+        lambda u: u.track_model(ExampleModel(), "\\share\\m"),
+        InvalidNameError,
+        "path separator",
+    ),
+    (
+        "control char",
+        lambda u: u.track_model(ExampleModel(), "a\x07b"),
+        InvalidNameError,
+        "control",
+    ),
     ("NUL", lambda u: u.track_model(ExampleModel(), "a\x00b"), InvalidNameError, "control"),
-    ("no name", lambda u: u.track_model(ExampleModel()), InvalidNameError, "model_name is required"),
-    ("bad stage", lambda u: u.track_model(Threshold(1), NAME, stage="no way"), InvalidNameError, "stage"),
-    ("no entry point", lambda u: u.track_model(object(), "plain"), UnsupportedModelError, "run(input)"),
-    ("class not instance", lambda u: u.track_model(ExampleModel, "cls"), UnsupportedModelError, "ExampleModel()"),
-    ("NaN input", lambda u: u.run_model(NAME, {"revenue": float("nan")}), InputEncodingError, "nan"),
+    (
+        "no name",
+        lambda u: u.track_model(ExampleModel()),
+        InvalidNameError,
+        "model_name is required",
+    ),
+    (
+        "bad stage",
+        lambda u: u.track_model(Threshold(1), NAME, stage="no way"),
+        InvalidNameError,
+        "stage",
+    ),
+    (
+        "no entry point",
+        lambda u: u.track_model(object(), "plain"),
+        UnsupportedModelError,
+        "run(input)",
+    ),
+    (
+        "class not instance",
+        lambda u: u.track_model(ExampleModel, "cls"),
+        UnsupportedModelError,
+        "ExampleModel()",
+    ),
+    (
+        "NaN input",
+        lambda u: u.run_model(NAME, {"revenue": float("nan")}),
+        InputEncodingError,
+        "nan",
+    ),
     ("bytes input", lambda u: u.run_model(NAME, {"revenue": b"3"}), InputEncodingError, "bytes"),
-    ("bad batch item", lambda u: u.run_batch(NAME, [{"revenue": 1}, {"revenue": {1}}, {"x": {2: 1}}]), InputEncodingError, "batch item 2"),
+    (
+        "bad batch item",
+        lambda u: u.run_batch(NAME, [{"revenue": 1}, {"revenue": {1}}, {"x": {2: 1}}]),
+        InputEncodingError,
+        "batch item 2",
+    ),
     ("unknown scheme", lambda u: Umlaut("cassandra://db"), BackendNotFoundError, "'cassandra'"),
-    ("tampered bundle", lambda u: (_tamper(u), _fresh(u).run_model(NAME, {"revenue": 1})), IntegrityError, "corrupted"),
-    ("strict env", lambda u: (_strict_mismatch(u), _fresh(u, env_policy="strict").run_model(NAME, {"revenue": 1})), EnvironmentMismatchError, "cloudpickle 0.0.1"),
+    (
+        "tampered bundle",
+        lambda u: (_tamper(u), _fresh(u).run_model(NAME, {"revenue": 1})),
+        IntegrityError,
+        "corrupted",
+    ),
+    (
+        "strict env",
+        lambda u: (
+            _strict_mismatch(u),
+            _fresh(u, env_policy="strict").run_model(NAME, {"revenue": 1}),
+        ),
+        EnvironmentMismatchError,
+        "cloudpickle 0.0.1",
+    ),
 ]
 
 
 class TestUserErrors:
     """Each case raises its own UmlautError subclass and leaves stored data as it was."""
 
-    @pytest.mark.parametrize(("case", "action", "error", "needle"), CASES, ids=[c[0] for c in CASES])
+    @pytest.mark.parametrize(
+        ("case", "action", "error", "needle"), CASES, ids=[c[0] for c in CASES]
+    )
     def test_error_is_typed_explained_and_harmless(
         self,
         umlaut: Umlaut,
@@ -132,7 +209,11 @@ class TestUserErrors:
             umlaut.run_model("exploder", {"a": 1})
         assert type(info.value) is RuntimeError and str(info.value) == "boom"
         (record,) = umlaut.history("exploder")
-        assert (record.status, record.error_type, record.error_message) == ("error", "RuntimeError", "boom")
+        assert (record.status, record.error_type, record.error_message) == (
+            "error",
+            "RuntimeError",
+            "boom",
+        )
 
     def test_plugin_manager_is_a_factory(self) -> None:
         assert get_plugin_manager(autoload=False) is not get_plugin_manager(autoload=False)

@@ -20,7 +20,9 @@ from umlaut_core.packer import UmlautEnvironmentWarning, compute_digest, pack, r
 from umlaut_core.testing.models import ExampleModel, Threshold, double
 
 
-def _rezip(data: bytes, manifest: dict[str, Any] | None = None, payload: bytes | None = None) -> bytes:
+def _rezip(
+    data: bytes, manifest: dict[str, Any] | None = None, payload: bytes | None = None
+) -> bytes:
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         old_manifest = json.loads(zf.read("MANIFEST.json"))
         old_payload = zf.read("payload.pkl")
@@ -69,7 +71,9 @@ class TestPack:
             "print(pack(Threshold(3), get_plugin_manager()).digest)"
         )
         env = {**os.environ, "PYTHONHASHSEED": "123"}
-        other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        other = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env
+        )
         assert other.stdout.strip() == pack(Threshold(3), plugin_manager).digest, other.stderr
 
     def test_unsupported_objects_say_what_to_do(self, plugin_manager: pluggy.PluginManager) -> None:
@@ -103,7 +107,9 @@ class TestUnpack:
             unpack(two.data, plugin_manager, expected_digest=one.digest)
 
     @pytest.mark.parametrize("cut", [0, 10, 100, -10])
-    def test_truncated_bundle_is_refused(self, plugin_manager: pluggy.PluginManager, cut: int) -> None:
+    def test_truncated_bundle_is_refused(
+        self, plugin_manager: pluggy.PluginManager, cut: int
+    ) -> None:
         bundle = pack(Threshold(1), plugin_manager)
         with pytest.raises(IntegrityError):
             unpack(bundle.data[:cut], plugin_manager, expected_digest=bundle.digest)
@@ -125,7 +131,8 @@ class TestFreshProcess:
 
     def test_main_class_loads_without_the_script(self, tmp_path: Path) -> None:
         script = tmp_path / "make.py"
-        script.write_text(textwrap.dedent("""
+        script.write_text(
+            textwrap.dedent("""
             import sys
             from umlaut_core import get_plugin_manager
             from umlaut_core.packer import pack
@@ -135,15 +142,20 @@ class TestFreshProcess:
             bundle = pack(Local(), get_plugin_manager())
             open(sys.argv[1], "wb").write(bundle.data)
             print(bundle.digest)
-        """))
+        """)
+        )
         out = tmp_path / "b.zip"
-        made = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True)
+        made = subprocess.run(
+            [sys.executable, str(script), str(out)], capture_output=True, text=True
+        )
         assert made.returncode == 0, made.stderr
         # Re-running the unchanged script must give the same digest (dedupe).
         env = {**os.environ, "PYTHONHASHSEED": "7"}
         again = subprocess.run(
             [sys.executable, str(script), str(tmp_path / "again.zip")],
-            capture_output=True, text=True, env=env,
+            capture_output=True,
+            text=True,
+            env=env,
         )
         assert again.stdout == made.stdout, again.stderr
         elsewhere = tmp_path / "elsewhere"
@@ -151,12 +163,15 @@ class TestFreshProcess:
         load = (
             "import sys; from umlaut_core import get_plugin_manager;"
             "from umlaut_core.packer import unpack;"
-            "l = unpack(open(sys.argv[1], 'rb').read(), get_plugin_manager(), expected_digest=sys.argv[2]);"
+            "data = open(sys.argv[1], 'rb').read();"
+            "l = unpack(data, get_plugin_manager(), expected_digest=sys.argv[2]);"
             "print(l.run({'v': 5}))"
         )
         ran = subprocess.run(
             [sys.executable, "-c", load, str(out), made.stdout.strip()],
-            capture_output=True, text=True, cwd=elsewhere,
+            capture_output=True,
+            text=True,
+            cwd=elsewhere,
         )
         assert ran.stdout.strip() == "{'seen': 15}", ran.stderr
 
@@ -167,7 +182,10 @@ class TestFreshProcess:
         pkg.mkdir()
         (pkg / "helpers_mod.py").write_text("def scale(x):\n    return x * 10\n")
         (pkg / "user_model_mod.py").write_text(
-            "import helpers_mod\nclass M:\n    def run(self, d):\n        return helpers_mod.scale(d['x'])\n"
+            "import helpers_mod\n"
+            "class M:\n"
+            "    def run(self, d):\n"
+            "        return helpers_mod.scale(d['x'])\n"
         )
         sys.path.insert(0, str(pkg))
         try:
@@ -183,7 +201,8 @@ class TestFreshProcess:
         load = (
             "import sys; from umlaut_core import get_plugin_manager;"
             "from umlaut_core.packer import unpack;"
-            "l = unpack(open(sys.argv[1], 'rb').read(), get_plugin_manager(), expected_digest=None);"
+            "data = open(sys.argv[1], 'rb').read();"
+            "l = unpack(data, get_plugin_manager(), expected_digest=None);"
             "print(l.run({'x': 4}))"
         )
         ran = subprocess.run([sys.executable, "-c", load, str(out)], capture_output=True, text=True)

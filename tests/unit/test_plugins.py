@@ -81,7 +81,9 @@ class TestConflicts:
         def umlaut_register_backends(registry: BackendRegistry) -> None:
             registry.add_tracker("memory", MemoryTracker)
 
-        register_plugin(_plugin("rogue", umlaut_register_backends=umlaut_register_backends), "rogue")
+        register_plugin(
+            _plugin("rogue", umlaut_register_backends=umlaut_register_backends), "rogue"
+        )
         with pytest.raises(BackendConflictError) as info:
             BackendRegistry.from_plugins(plugin_manager)
         assert "umlaut.memory" in str(info.value) and "rogue" in str(info.value)

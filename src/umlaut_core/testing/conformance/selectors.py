@@ -50,6 +50,15 @@ class StageTests(TrackerTestBase):
         assert [c.to_version for c in umlaut.stage_history(model_name, "Staging")] == [1, 2]
         assert all(c.changed_at.tzinfo is not None for c in ledger)
 
+    def test_repeated_promotion_writes_no_ledger_entry(
+        self, umlaut: Umlaut, model_name: str
+    ) -> None:
+        umlaut.track_model(Threshold(1), model_name, stage="Production")
+        umlaut.track_model(Threshold(1), model_name, stage="Production")
+        same = umlaut.promote(model_name, 1, "Production")
+        assert (same.from_version, same.to_version) == (1, 1)
+        assert len(umlaut.stage_history(model_name)) == 1
+
     def test_any_alias_name_works(self, umlaut: Umlaut, model_name: str) -> None:
         umlaut.track_model(Threshold(3), model_name)
         umlaut.promote(model_name, 1, "champion")
