@@ -103,8 +103,15 @@ class SqlTracker:
         max_overflow: int = 10,
         pool_recycle: int = 1800,
         connect_args: dict[str, Any] | None = None,
+        **unknown: Any,
     ) -> None:
         self.uri = redact(uri)
+        if unknown:
+            raise ConfigurationError(
+                f"unknown tracker option(s) {sorted(unknown)} for {self.uri}; known: "
+                f"busy_timeout, synchronous, pool_size, max_overflow, pool_recycle, "
+                f"connect_args"
+            )
         try:
             url = sa.engine.make_url(uri)
         except sa.exc.ArgumentError as exc:
@@ -175,7 +182,11 @@ class SqlTracker:
         self._raw_connect: Callable[[], Any] = lambda: self._hot_setup(
             dbapi.connect(*c_args, **c_params)
         )
-        self._open()
+        try:
+            self._open()
+        except BaseException:
+            self.close()  # a refused database must not leave connections behind
+            raise
 
     # -- setup ------------------------------------------------------------------------
 
@@ -192,11 +203,16 @@ class SqlTracker:
                 s.upgrade(conn, self.uri, fmt_time(utcnow()))
         if self.dialect == "sqlite":
 
-            def wal(c: Any) -> None:
-                if c.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                    c.execute("PRAGMA journal_mode=WAL").fetchall()
+            def wal(c: Any) -> bool:
+                if c.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                    return False
+                c.execute("PRAGMA journal_mode=WAL").fetchall()
+                return True
 
-            self._hot("enabling WAL", wal)
+            if self._hot("enabling WAL", wal):
+                # Pooled connections opened before the switch report the old mode
+                # until their next read; start them afresh.
+                self._engine.dispose()
 
     @contextmanager
     def _read(self, action: str) -> Iterator[sa.Connection]:
@@ -582,6 +598,13 @@ class SqlTracker:
         while self._free:
             _close_quietly(self._free.pop())
         self._engine.dispose()
+
+    def __del__(self) -> None:
+        # A tracker dropped without close() (e.g. a facade whose constructor failed
+        # after opening it) must not leak server connections.
+        if not getattr(self, "_closed", True):
+            with contextlib.suppress(Exception):
+                self.close()
 
 
 def _sqlite_setup(busy_ms: int, synchronous: str) -> Callable[[Any], None]:

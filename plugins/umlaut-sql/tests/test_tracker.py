@@ -1,0 +1,229 @@
+"""Store-specific behaviour: audit writes, SQLite settings, defaults, errors, restarts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from umlaut_sql import SqlTracker
+
+from umlaut_core import Umlaut
+from umlaut_core.exceptions import BackendError, ConfigurationError
+from umlaut_core.records import AuditRecord, RunQuery
+from umlaut_core.testing.models import Threshold
+
+T0 = dt.datetime(2024, 3, 1, 9, 30, tzinfo=dt.UTC)
+
+
+def _record(i: int, name: str = "m", **extra: Any) -> AuditRecord:
+    return AuditRecord(
+        id=f"01HR{i:022d}", model_name=name, version=1, selector="latest",
+        inputs_json=f'{{"i":{i}}}', output_json="true", status="ok",
+        started_at=T0 + dt.timedelta(seconds=i), duration_ms=0.5, **extra,
+    )  # fmt: skip
+
+
+class TestRecordRuns:
+    """Audit records are written lazily, in one transaction, idempotently."""
+
+    def test_counts_only_new_records(self, any_tracker: SqlTracker) -> None:
+        assert any_tracker.record_runs(_record(i) for i in range(2500)) == 2500
+        again = (_record(i) for i in range(2400, 2600))  # 100 known, 100 new
+        assert any_tracker.record_runs(again) == 100
+        assert any_tracker.record_runs([_record(7)]) == 0
+        assert len(any_tracker.query_runs(RunQuery(limit=10_000))) == 2600
+
+    def test_failing_iterable_writes_nothing(self, any_tracker: SqlTracker) -> None:
+        def records() -> Iterator[AuditRecord]:
+            for i in range(1500):  # past the first chunk of 1000
+                yield _record(i)
+            raise RuntimeError("spill file vanished")
+
+        with pytest.raises(RuntimeError, match="spill file vanished"):
+            any_tracker.record_runs(records())
+        assert any_tracker.query_runs(RunQuery()) == []
+        assert any_tracker.record_runs([_record(1)]) == 1  # the connection still works
+
+    def test_iterable_is_consumed_lazily(self, any_tracker: SqlTracker) -> None:
+        pulled: list[int] = []
+
+        def records() -> Iterator[AuditRecord]:
+            for i in range(3000):
+                pulled.append(i)
+                yield _record(i)
+
+        gen = records()
+        assert any_tracker.record_runs(gen) == 3000
+        assert len(pulled) == 3000
+
+    def test_time_filters_and_paging(self, any_tracker: SqlTracker) -> None:
+        any_tracker.record_runs(_record(i, tags={"k": str(i)}) for i in range(10))
+        window = RunQuery(since=T0 + dt.timedelta(seconds=3), until=T0 + dt.timedelta(seconds=6))
+        assert [r.inputs["i"] for r in any_tracker.query_runs(window)] == [5, 4, 3]
+        page = any_tracker.query_runs(RunQuery(limit=4))
+        rest = any_tracker.query_runs(RunQuery(limit=4, before=page[-1].id))
+        assert [r.inputs["i"] for r in page + rest] == [9, 8, 7, 6, 5, 4, 3, 2]
+        assert page[0].tags == {"k": "9"} and page[0].started_at == T0 + dt.timedelta(seconds=9)
+
+    def test_timestamps_are_fixed_width_utc_text(self, any_tracker: SqlTracker) -> None:
+        any_tracker.record_runs([_record(0)])
+        with any_tracker._engine.connect() as conn:
+            text = conn.exec_driver_sql("SELECT started_at FROM umlaut_runs").scalar()
+        assert text == "2024-03-01T09:30:00.000000+00:00"
+
+
+class TestSqliteSettings:
+    """WAL, busy timeout and the durability setting are applied and documented."""
+
+    def test_wal_and_defaults(self, tmp_path: Path) -> None:
+        tracker = SqlTracker(f"sqlite:///{tmp_path / 'u.db'}")
+        try:
+            with tracker._engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+                assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+        finally:
+            tracker.close()
+
+    def test_full_durability_and_timeout_options(self, tmp_path: Path) -> None:
+        tracker = SqlTracker(f"sqlite:///{tmp_path / 'u.db'}", synchronous="full", busy_timeout=2)
+        try:
+            with tracker._engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+                assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 2000
+        finally:
+            tracker.close()
+
+    def test_bad_options_are_configuration_errors(self, tmp_path: Path) -> None:
+        url = f"sqlite:///{tmp_path / 'u.db'}"
+        with pytest.raises(ConfigurationError, match="synchronous"):
+            SqlTracker(url, synchronous="SOMETIMES")
+        with pytest.raises(ConfigurationError, match=r"unknown tracker option.*'pool_sise'"):
+            SqlTracker(url, pool_sise=3)
+        with pytest.raises(ConfigurationError, match="in-memory"):
+            SqlTracker("sqlite://")
+        with pytest.raises(ConfigurationError, match="mssql"):
+            SqlTracker("mssql+pyodbc://h/db")
+
+    def test_locked_database_is_a_backend_error(self, tmp_path: Path) -> None:
+        path = tmp_path / "u.db"
+        tracker = SqlTracker(f"sqlite:///{path}", busy_timeout=0.2)
+        blocker = sqlite3.connect(path, isolation_level=None)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")
+            with pytest.raises(BackendError, match=r"(?s)locked.*busy_timeout"):
+                tracker.record_runs([_record(1)])
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert tracker.record_runs([_record(1)]) == 1
+        tracker.close()
+
+
+class TestDefaults:
+    """The embedded default lives in ./.umlaut; PostgreSQL asks for an artifact store."""
+
+    def test_embedded_default_locations(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        for var in ("UMLAUT_HOME", "UMLAUT_TRACKING_URI", "UMLAUT_ARTIFACT_URI", "UMLAUT_PROFILE"):
+            monkeypatch.delenv(var, raising=False)
+        with Umlaut() as um:
+            assert isinstance(um.tracker, SqlTracker)
+            assert um.tracker.default_artifact_uri == ".umlaut/artifacts"
+            um.track_model(Threshold(1), "Default")
+            assert um.run_model("Default", {"x": 3}) == {"above": True, "limit": 1}
+        assert (tmp_path / ".umlaut" / "umlaut.db").is_file()
+        assert list((tmp_path / ".umlaut" / "artifacts" / "bundles").rglob("*.zip"))
+
+    def test_artifacts_next_to_the_database(self, tmp_path: Path) -> None:
+        tracker = SqlTracker(f"sqlite:///{tmp_path / 'deep' / 'er' / 'u.db'}")
+        tracker.close()
+        assert tracker.default_artifact_uri == str(tmp_path / "deep" / "er" / "artifacts")
+
+    @pytest.mark.postgres
+    def test_postgres_needs_an_artifact_uri(self, postgres_database: str) -> None:
+        with pytest.raises(ConfigurationError, match="artifact_uri"):
+            Umlaut(postgres_database)
+
+    def test_plugin_import_is_cheap(self) -> None:
+        code = (
+            "import sys, umlaut_sql, umlaut_sql.plugin; "
+            "from umlaut_core import get_plugin_manager; get_plugin_manager(); "
+            "print('sqlalchemy' in sys.modules)"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert done.stdout.strip() == "False", done.stderr
+
+
+class TestSecrets:
+    """Passwords appear in no repr, URI or error message."""
+
+    def test_unreachable_server_error_hides_password(self) -> None:
+        with pytest.raises(BackendError) as info:
+            SqlTracker("postgresql+psycopg://ada:s3cr3t-pw@127.0.0.1:9/umlaut")
+        text = f"{info.value} {info.value!r}"
+        assert "s3cr3t-pw" not in text
+        assert "postgresql+psycopg://ada:***@127.0.0.1:9/umlaut" in text
+        assert "server is running" in text
+
+    def test_repr_and_uri_hide_password(self, postgres_server: Any) -> None:
+        url = postgres_server.admin_url.replace("postgres@", "postgres:hunter2@")
+        tracker = SqlTracker(url)  # trust auth: any password is accepted
+        try:
+            assert "hunter2" not in repr(tracker) + tracker.uri
+            with Umlaut(tracker=tracker, artifact_store=None, artifact_uri="a") as um:
+                assert "hunter2" not in repr(um)
+        finally:
+            tracker.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+class TestServerRestart:
+    """A PostgreSQL restart costs at most one failed call; the tracker recovers."""
+
+    @pytest.fixture
+    def own_server(self) -> Iterator[Any]:
+        from _services.postgres import PostgresServer, PostgresUnavailable
+
+        server = PostgresServer()
+        try:
+            server.start()
+        except PostgresUnavailable as exc:
+            server.stop()
+            if os.environ.get("CI"):
+                pytest.fail(str(exc))
+            pytest.skip(f"PostgreSQL unavailable: {exc}")
+        yield server
+        server.stop()
+
+    def test_recovers_without_a_new_tracker(self, own_server: Any, tmp_path: Path) -> None:
+        um = Umlaut(own_server.create_database(), str(tmp_path / "artifacts"))
+        try:
+            um.track_model(Threshold(1), "R")
+            um.promote("R", 1, "Production")
+            assert um.run_model("R", {"x": 2}, stage="Production")["above"] is True
+            um.list_models()  # a pooled (cold-path) connection exists too
+            own_server.restart()
+            for call in (
+                lambda: um.run_model("R", {"x": 2}, stage="Production"),
+                lambda: um.list_models(),
+                lambda: um.track_model(Threshold(2), "R"),
+            ):
+                try:
+                    call()
+                except BackendError:
+                    call()  # allowed to fail once; must work on the next try
+            assert len(um.history("R")) >= 1
+            assert [v.version for v in um.list_versions("R")] == [1, 2]
+        finally:
+            um.close()
