@@ -183,7 +183,8 @@ class TestPostgresAndS3:
         env = dict(os.environ)
         digest, artifact_uri = _python(TRACK, db, artifacts, env=env, cwd=tmp_path).split()
         hexdigest = digest.split(":")[-1]
-        assert _bundle_keys(client, bucket, "pg/") == [f"pg/bundles/{hexdigest[:2]}/{hexdigest}.zip"]
+        expected = f"pg/bundles/{hexdigest[:2]}/{hexdigest}.zip"
+        assert _bundle_keys(client, bucket, "pg/") == [expected]
         assert json.loads(_python(RUN, db, artifacts, env=env, cwd=tmp_path)) == {"y": 6}
         with Umlaut(db, artifacts) as ml:
             assert [r.status for r in ml.history("Scaler")] == ["ok"]
