@@ -169,7 +169,13 @@ class Umlaut:
         clean_params, clean_metrics = _check_params(params), _check_metrics(metrics)
         self._pm.hook.umlaut_before_track(model_name=name, model=model)
         try:
-            bundle = pack(model, self._pm, signature=signature, code_paths=code_path)
+            bundle = pack(
+                model,
+                self._pm,
+                signature=signature,
+                code_paths=code_path,
+                signing_key=self.settings.signing_key,
+            )
             mv = self._tracker.find_version(name, bundle.digest)
             if mv is None:
                 artifact_uri = (
@@ -313,6 +319,7 @@ class Umlaut:
             self._pm,
             expected_digest=mv.digest,
             env_policy=self.settings.env_policy,  # type: ignore[arg-type]
+            signing_key=self.settings.signing_key,
         )
         with self._lock:
             self._cache[mv.digest] = loaded

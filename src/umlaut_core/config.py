@@ -3,7 +3,8 @@
 Each setting is taken from the first place that has it:
 
 1. arguments to ``Umlaut(...)``;
-2. environment: ``UMLAUT_TRACKING_URI``, ``UMLAUT_ARTIFACT_URI``, ``UMLAUT_ENV_POLICY``;
+2. environment: ``UMLAUT_TRACKING_URI``, ``UMLAUT_ARTIFACT_URI``, ``UMLAUT_ENV_POLICY``,
+   ``UMLAUT_SIGNING_KEY``;
 3. the profile named by ``profile=`` or ``UMLAUT_PROFILE``, read from
    ``[tool.umlaut.profiles.<name>]`` in the nearest ``pyproject.toml`` (searched from
    the working directory upwards); ``${VAR}`` in a profile value is replaced from the
@@ -35,8 +36,11 @@ KNOWN_KEYS = frozenset(
         "cache_size",
         "tracker_options",
         "artifact_options",
+        "signing_key",
     }
 )
+#: A signing key shorter than this is refused: HMAC is only as strong as its key.
+MIN_SIGNING_KEY = 16
 ENV_POLICIES = ("strict", "warn", "ignore")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -52,6 +56,7 @@ class Settings:
     profile: str | None = None
     tracker_options: Mapping[str, Any] = field(default_factory=dict)
     artifact_options: Mapping[str, Any] = field(default_factory=dict)
+    signing_key: bytes | None = field(default=None, repr=False)
     sources: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -125,6 +130,7 @@ def resolve_settings(
             ("tracking_uri", "UMLAUT_TRACKING_URI"),
             ("artifact_uri", "UMLAUT_ARTIFACT_URI"),
             ("env_policy", "UMLAUT_ENV_POLICY"),
+            ("signing_key", "UMLAUT_SIGNING_KEY"),
         )
         if env.get(var)
     }
@@ -156,6 +162,7 @@ def resolve_settings(
         "cache_size": 64,
         "tracker_options": {},
         "artifact_options": {},
+        "signing_key": None,
     }
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -185,6 +192,15 @@ def resolve_settings(
         raise ConfigurationError(
             f"cache_size must be an integer, not {merged['cache_size']!r}"
         ) from None
+    raw_key = merged["signing_key"]
+    signing_key: bytes | None = None
+    if raw_key is not None:
+        signing_key = raw_key.encode() if isinstance(raw_key, str) else bytes(raw_key)
+        if len(signing_key) < MIN_SIGNING_KEY:
+            raise ConfigurationError(
+                f"the signing key is {len(signing_key)} bytes; use at least {MIN_SIGNING_KEY} "
+                f"(e.g. python -c 'import secrets; print(secrets.token_hex(32))')"
+            )
     return Settings(
         tracking_uri=str(merged["tracking_uri"]),
         artifact_uri=merged["artifact_uri"],
@@ -193,5 +209,6 @@ def resolve_settings(
         profile=profile_name,
         tracker_options=dict(merged["tracker_options"] or {}),
         artifact_options=dict(merged["artifact_options"] or {}),
+        signing_key=signing_key,
         sources=sources,
     )

@@ -237,3 +237,65 @@ class TestSklearnFlavor:
         assert row["prediction"] == pytest.approx(6.0) and "probabilities" not in row
         with pytest.raises(ValueError, match="without feature names"):
             loaded.run({"x": 1.0})
+
+
+class TestSigning:
+    """With a signing key, unsigned or wrongly signed bundles are refused."""
+
+    KEY = b"k" * 32
+
+    def test_signed_bundle_loads_and_keeps_its_digest(
+        self, plugin_manager: pluggy.PluginManager
+    ) -> None:
+        signed = pack(Threshold(1), plugin_manager, signing_key=self.KEY)
+        assert signed.digest == pack(Threshold(1), plugin_manager).digest
+        loaded = unpack(
+            signed.data, plugin_manager, expected_digest=signed.digest, signing_key=self.KEY
+        )
+        assert loaded.run({"x": 2})["above"] is True
+
+    def test_unsigned_bundle_is_refused_when_a_key_is_set(
+        self, plugin_manager: pluggy.PluginManager
+    ) -> None:
+        plain = pack(Threshold(1), plugin_manager)
+        with pytest.raises(IntegrityError, match="not signed"):
+            unpack(plain.data, plugin_manager, expected_digest=plain.digest, signing_key=self.KEY)
+
+    def test_other_key_or_edited_manifest_is_refused(
+        self, plugin_manager: pluggy.PluginManager, tmp_path: Path
+    ) -> None:
+        signed = pack(Threshold(1), plugin_manager, signing_key=self.KEY)
+        with pytest.raises(IntegrityError, match="another key"):
+            unpack(signed.data, plugin_manager, expected_digest=None, signing_key=b"x" * 32)
+        # A forger who rewrites payload and manifest consistently still lacks the key.
+        marker = tmp_path / "ran"
+        payload = __import__("pickle").dumps(_Boom(str(marker)))
+        manifest = dict(read_manifest(signed.data))
+        manifest["payload_sha256"] = __import__("hashlib").sha256(payload).hexdigest()
+        forged = io.BytesIO()
+        with zipfile.ZipFile(io.BytesIO(signed.data)) as src, zipfile.ZipFile(forged, "w") as zf:
+            zf.writestr("MANIFEST.json", json.dumps(manifest))
+            zf.writestr("payload.pkl", payload)
+            zf.writestr("SIGNATURE", src.read("SIGNATURE"))
+        with pytest.raises(IntegrityError, match="another key"):
+            unpack(forged.getvalue(), plugin_manager, expected_digest=None, signing_key=self.KEY)
+        assert not marker.exists()
+
+    def test_umlaut_signs_and_verifies_with_the_configured_key(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from umlaut_core import ConfigurationError, Umlaut
+
+        monkeypatch.setenv("UMLAUT_SIGNING_KEY", "s" * 32)
+        signer = Umlaut("memory:")
+        signer.track_model(Threshold(1), "m")
+        assert signer.run_model("m", {"x": 5})["above"] is True
+        assert "s" * 32 not in repr(signer.settings)
+        monkeypatch.setenv("UMLAUT_SIGNING_KEY", "t" * 32)
+        other = Umlaut(tracker=signer.tracker)
+        with pytest.raises(IntegrityError, match="another key"):
+            other.run_model("m", {"x": 5})
+        assert len(other.history("m")) == 1
+        monkeypatch.setenv("UMLAUT_SIGNING_KEY", "short")
+        with pytest.raises(ConfigurationError, match="at least 16"):
+            Umlaut("memory:")

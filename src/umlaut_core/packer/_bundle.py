@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import importlib.metadata
 import io
 import json
@@ -49,6 +50,7 @@ __all__ = [
 BUNDLE_FORMAT = 1
 MANIFEST = "MANIFEST.json"
 PAYLOAD = "payload.pkl"
+SIGNATURE = "SIGNATURE"
 EnvPolicy = Literal["strict", "warn", "ignore"]
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # cloudpickle's by-value registry is process-global; serialise our use of it.
@@ -101,6 +103,7 @@ def pack(
     *,
     signature: Mapping[str, Any] | None = None,
     code_paths: Iterable[str] | None = None,
+    signing_key: bytes | None = None,
 ) -> Bundle:
     """Pack ``obj`` into a bundle; ``pm`` supplies the flavors.
 
@@ -108,6 +111,10 @@ def pack(
     :param code_paths: folders or files whose already-imported modules are packed by
         value, for code a fresh process will not have (the object's own module is
         packed by value anyway when it is not an installed package).
+    :param signing_key: when given, an HMAC-SHA256 of the manifest (which holds the
+        payload's sha256) is stored beside it; loading with a key then refuses
+        bundles that are unsigned or signed with another key. The digest is the same
+        signed or not.
     """
     flavor: Flavor | None = pm.hook.umlaut_detect_flavor(obj=obj)
     if flavor is None:
@@ -127,7 +134,9 @@ def pack(
     }
     digest = compute_digest(manifest)
     manifest["digest"] = digest
-    return Bundle(_zip(_canonical(manifest), payload), manifest, digest)
+    manifest_bytes = _canonical(manifest)
+    mac = _hmac(signing_key, manifest_bytes) if signing_key else None
+    return Bundle(_zip(manifest_bytes, payload, mac), manifest, digest)
 
 
 def read_manifest(data: bytes) -> dict[str, Any]:
@@ -142,10 +151,13 @@ def unpack(
     *,
     expected_digest: str | None,
     env_policy: EnvPolicy = "warn",
+    signing_key: bytes | None = None,
 ) -> LoadedModel:
     """Verify, then unpickle. Nothing is unpickled unless every hash matches."""
     with _open_zip(data) as zf:
         manifest = _manifest_of(zf)
+        if signing_key:
+            _check_signature(zf, signing_key)
         try:
             payload = zf.read(PAYLOAD)
         except (KeyError, zipfile.BadZipFile, OSError, EOFError) as exc:
@@ -307,10 +319,38 @@ def _dist_version(dist: str) -> str | None:
         return None
 
 
-def _zip(manifest: bytes, payload: bytes) -> bytes:
+def _hmac(key: bytes, manifest: bytes) -> bytes:
+    return hmac.new(key, manifest, hashlib.sha256).hexdigest().encode()
+
+
+def _check_signature(zf: zipfile.ZipFile, key: bytes) -> None:
+    try:
+        stored = zf.read(SIGNATURE)
+    except KeyError:
+        raise IntegrityError(
+            "bundle is not signed, and a signing key is configured: refused before "
+            "loading. Re-track the model with the signing key set."
+        ) from None
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise IntegrityError(f"bundle signature is unreadable ({exc}); refused") from None
+    try:
+        manifest = zf.read(MANIFEST)
+    except (KeyError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise IntegrityError(f"bundle manifest is missing or corrupted ({exc})") from None
+    if not hmac.compare_digest(stored, _hmac(key, manifest)):
+        raise IntegrityError(
+            "bundle signature does not match the configured signing key: it was signed "
+            "with another key or changed after signing. Refused before loading."
+        )
+
+
+def _zip(manifest: bytes, payload: bytes, signature: bytes | None = None) -> bytes:
     buf = io.BytesIO()
+    entries = [(MANIFEST, manifest), (PAYLOAD, payload)]
+    if signature is not None:
+        entries.append((SIGNATURE, signature))
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for name, content in ((MANIFEST, manifest), (PAYLOAD, payload)):
+        for name, content in entries:
             info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
             info.external_attr = 0o644 << 16
             info.create_system = 3
