@@ -23,11 +23,12 @@ T0 = dt.datetime(2024, 3, 1, 9, 30, tzinfo=dt.UTC)
 
 
 def _record(i: int, name: str = "m", **extra: Any) -> AuditRecord:
-    return AuditRecord(
-        id=f"01HR{i:022d}", model_name=name, version=1, selector="latest",
-        inputs_json=f'{{"i":{i}}}', output_json="true", status="ok",
-        started_at=T0 + dt.timedelta(seconds=i), duration_ms=0.5, **extra,
-    )  # fmt: skip
+    fields: dict[str, Any] = {
+        "id": f"01HR{i:022d}", "model_name": name, "version": 1, "selector": "latest",
+        "inputs_json": f'{{"i":{i}}}', "output_json": "true", "status": "ok",
+        "started_at": T0 + dt.timedelta(seconds=i), "duration_ms": 0.5,
+    }  # fmt: skip
+    return AuditRecord(**{**fields, **extra})
 
 
 class TestRecordRuns:
@@ -227,3 +228,25 @@ class TestServerRestart:
             assert [v.version for v in um.list_versions("R")] == [1, 2]
         finally:
             um.close()
+
+
+class TestReadmeQueries:
+    """The plain-SQL queries in the README run on both dialects and answer correctly."""
+
+    def test_queries(self, any_tracker: SqlTracker) -> None:
+        readme = (Path(__file__).parents[1] / "README.md").read_text()
+        queries = [block.split("```")[0] for block in readme.split("```sql\n")[1:]]
+        assert len(queries) == 3
+        any_tracker.record_runs(
+            [
+                _record(1, reference_id="order-1042"),
+                _record(2, status="error", output_json=None, error_type="TypeError",
+                        error_message="bad"),
+                _record(3, reference_id="order-1042"),
+            ]
+        )
+        with any_tracker._engine.connect() as conn:
+            summary, trail, failures = (conn.exec_driver_sql(q).all() for q in queries)
+        assert [tuple(r[:4]) for r in summary] == [("m", 1, 3, 1)]
+        assert [r[4] for r in trail] == ["ok", "ok"]
+        assert [(r[3], r[4]) for r in failures] == [("TypeError", "bad")]
