@@ -12,6 +12,7 @@ their own bucket rather than rely on one made by another test.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 
@@ -35,6 +36,8 @@ def moto_server() -> Iterator[str]:
     except ImportError as exc:  # moto[server] pulls in flask & werkzeug
         _unavailable(f"cannot import moto.server ({exc})")
         raise  # unreachable: _unavailable raises
+    # werkzeug logs one line per request at INFO; keep the captured logs readable.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     # Port 0: the OS picks a free port at bind time, so parallel sessions never race.
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     try:
