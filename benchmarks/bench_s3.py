@@ -72,7 +72,6 @@ def run(quick: bool) -> list[Row]:
 
     import boto3
     from moto.server import ThreadedMotoServer
-
     from umlaut_s3 import S3ArtifactStore
 
     for var, value in {
@@ -111,7 +110,11 @@ def run(quick: bool) -> list[Row]:
                 store.put(key, data)
                 keys.append(key)
 
-            def cleanup(big: bool = size >= MB) -> None:
+            def cleanup(
+                big: bool = size >= MB,
+                raw_keys: list[str] = raw_keys,
+                our_keys: list[str] = our_keys,
+            ) -> None:
                 if big:  # keep the in-memory server small; small objects are cheap
                     for key in raw_keys[:-1]:
                         raw.delete_object(Bucket="bench", Key=key)
