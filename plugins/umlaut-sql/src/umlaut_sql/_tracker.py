@@ -277,7 +277,7 @@ class SqlTracker:
 
     def _gone(self, exc: Exception, conn: Any) -> bool:
         try:
-            return bool(self._engine.dialect.is_disconnect(exc, conn, None))
+            return bool(self._engine.dialect.is_disconnect(exc, conn, None))  # type: ignore[arg-type]
         except Exception:
             return False
 
@@ -548,7 +548,7 @@ class SqlTracker:
             try:
                 if len(first) == 1:  # one statement is its own transaction: no BEGIN
                     cur.execute(sql, first[0])
-                    return max(cur.rowcount, 0)
+                    return max(int(cur.rowcount), 0)
                 before = conn.total_changes if sqlite else 0
                 added = 0
                 cur.execute("BEGIN IMMEDIATE" if sqlite else "BEGIN")

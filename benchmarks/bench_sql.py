@@ -1,0 +1,251 @@
+"""umlaut-sql against raw drivers on the same file / server, in the same run.
+
+SQLite baselines use a WAL file with ``synchronous=NORMAL`` (what the tracker uses)
+and a table shaped like ``umlaut_runs``: a single-row insert-and-commit, and one
+``executemany`` of 10,000 rows in a transaction. Ours: ``run_model`` of a trivial
+model with its audit record on the embedded default layout, ``run_batch`` of 10,000
+inputs, ``track_model``, and a fresh process doing ``Umlaut()`` + one ``run_model``
+against a process that only imports sqlalchemy and opens the file. PostgreSQL runs
+the same against a throwaway server (fsync on) started like the tests' one, with
+psycopg's ``execute`` (autocommit) and ``executemany`` as baselines; it is skipped,
+with the reason in the row, when no server can be started.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from _harness import Row, latency_row, measure, throughput_row
+
+from umlaut_core import Umlaut
+from umlaut_core.testing.models import Threshold
+
+_COLUMNS = (
+    "id TEXT PRIMARY KEY, model_name TEXT, version INTEGER, selector TEXT, inputs TEXT, "
+    "output TEXT, status TEXT, error_type TEXT, error_message TEXT, reference_id TEXT, "
+    "started_at TEXT, duration_ms REAL, tags TEXT"
+)
+_ROW = (
+    "m",
+    1,
+    "latest",
+    '{"x":1}',
+    '{"above":true}',
+    "ok",
+    None,
+    None,
+    None,
+    "2024-03-01T09:30:00.000000+00:00",
+    0.01,
+    "{}",
+)
+_INSERT = "INSERT INTO raw_runs VALUES (" + ", ".join("?" * 13) + ")"
+
+
+class Echo:
+    def run(self, model_input: Any) -> Any:
+        return model_input
+
+
+def _ids() -> Any:
+    return (f"{n:026d}" for n in itertools.count())
+
+
+def _sqlite(quick: bool, folder: Path) -> list[Row]:
+    n, rep = (300, 5) if quick else (2000, 9)
+    batch = 2000 if quick else 10_000
+    raw = sqlite3.connect(folder / "raw.db", isolation_level=None)
+    raw.execute("PRAGMA journal_mode=WAL")
+    raw.execute("PRAGMA synchronous=NORMAL")
+    raw.execute(f"CREATE TABLE raw_runs ({_COLUMNS})")
+    ids = _ids()
+
+    def raw_one() -> None:
+        raw.execute("BEGIN")
+        raw.execute(_INSERT, (next(ids), *_ROW))
+        raw.execute("COMMIT")
+
+    def raw_many() -> None:
+        raw.execute("BEGIN")
+        raw.executemany(_INSERT, [(next(ids), *_ROW) for _ in range(batch)])
+        raw.execute("COMMIT")
+
+    base_one = measure(raw_one, number=n, repeat=rep, warmup=50)
+    base_many = measure(raw_many, number=1, repeat=rep, per=batch)
+    raw.close()
+
+    os.chdir(folder)  # the embedded default: ./.umlaut/umlaut.db + ./.umlaut/artifacts
+    rows: list[Row] = []
+    with Umlaut() as um:
+        um.track_model(Echo(), "bench")
+        um.promote("bench", 1, "Production")
+        run_one = measure(
+            lambda: um.run_model("bench", {"x": 1}, stage="Production"),
+            number=n,
+            repeat=rep,
+            warmup=50,
+        )
+        inputs = [{"x": i} for i in range(batch)]
+        run_many = measure(lambda: um.run_batch("bench", inputs), number=1, repeat=rep, per=batch)
+        limits = itertools.count(1)
+        track_new = measure(
+            lambda: um.track_model(Threshold(next(limits)), "bench-track"), number=20, repeat=rep
+        )
+        track_same = measure(
+            lambda: um.track_model(Threshold(1), "bench-track"), number=50, repeat=rep
+        )
+    backend = "sqlite (embedded default)"
+    rows += [
+        latency_row(
+            "run_model (trivial model + audit)",
+            backend,
+            run_one,
+            base_one,
+            "raw sqlite3 insert+commit",
+            max_ratio=3,
+        ),
+        throughput_row(
+            f"run_batch ({batch:,} records)",
+            backend,
+            run_many,
+            base_many,
+            f"raw sqlite3 executemany {batch:,}",
+            min_ratio=0.5,
+        ),
+        latency_row(
+            "track_model (small class, new)", backend, track_new, unit="ms/call", max_value=10
+        ),
+        latency_row("track_model (unchanged)", backend, track_same, unit="ms/call", max_value=3),
+    ]
+    rows.append(_cold_start(folder, quick))
+    return rows
+
+
+_COLD_OURS = textwrap.dedent(
+    """
+    from umlaut_core import Umlaut
+    Umlaut().run_model("bench", {"x": 1}, stage="Production")
+    """
+)
+_COLD_BASE = textwrap.dedent(
+    """
+    import sqlalchemy
+    with sqlalchemy.create_engine("sqlite:///.umlaut/umlaut.db").connect() as c:
+        c.exec_driver_sql("SELECT 1 FROM umlaut_schema").all()
+    """
+)
+
+
+def _cold_start(folder: Path, quick: bool) -> Row:
+    def spawn(code: str) -> Any:
+        return lambda: subprocess.run([sys.executable, "-c", code], cwd=folder, check=True)
+
+    rep = 3 if quick else 7
+    base = measure(spawn(_COLD_BASE), number=2, repeat=rep)
+    ours = measure(spawn(_COLD_OURS), number=2, repeat=rep)
+    return latency_row(
+        "fresh process: Umlaut() + 1 run_model",
+        "sqlite (embedded default)",
+        ours,
+        base,
+        "process: import sqlalchemy + open file",
+        unit="ms/call",
+        max_ratio=2,
+    )
+
+
+def _postgres(quick: bool, folder: Path) -> list[Row]:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    try:
+        import psycopg
+        from _services.postgres import PostgresServer
+
+        server = PostgresServer(fsync=True).start()
+    except Exception as exc:
+        return [Row("PostgreSQL", "postgresql", "", 0, 0, 0, extra={"skipped": str(exc)[:300]})]
+    try:
+        return _postgres_rows(quick, folder, server, psycopg)
+    finally:
+        server.stop()
+
+
+def _postgres_rows(quick: bool, folder: Path, server: Any, psycopg: Any) -> list[Row]:
+    n, rep = (200, 5) if quick else (1000, 7)
+    batch = 2000 if quick else 10_000
+    url = server.create_database("bench")
+    raw = psycopg.connect(url.replace("+psycopg", ""), autocommit=True)
+    raw.execute(f"CREATE TABLE raw_runs ({_COLUMNS.replace('REAL', 'DOUBLE PRECISION')})")
+    ids = _ids()
+    sql = _INSERT.replace("?", "%s")
+
+    def raw_one() -> None:
+        raw.execute(sql, (next(ids), *_ROW))
+
+    def raw_many() -> None:
+        with raw.transaction(), raw.cursor() as cur:
+            cur.executemany(sql, [(next(ids), *_ROW) for _ in range(batch)])
+
+    base_one = measure(raw_one, number=n, repeat=rep, warmup=20)
+    base_many = measure(raw_many, number=1, repeat=rep, per=batch)
+    raw.close()
+    backend = "postgresql (local, fsync on)"
+    with Umlaut(url, str(folder / "pg-artifacts")) as um:
+        um.track_model(Echo(), "bench")
+        um.promote("bench", 1, "Production")
+        run_one = measure(
+            lambda: um.run_model("bench", {"x": 1}, stage="Production"),
+            number=n,
+            repeat=rep,
+            warmup=20,
+        )
+        inputs = [{"x": i} for i in range(batch)]
+        run_many = measure(lambda: um.run_batch("bench", inputs), number=1, repeat=rep, per=batch)
+        limits = itertools.count(1)
+        track_new = measure(
+            lambda: um.track_model(Threshold(next(limits)), "bench-track"), number=20, repeat=rep
+        )
+        track_same = measure(
+            lambda: um.track_model(Threshold(1), "bench-track"), number=50, repeat=rep
+        )
+    return [
+        latency_row(
+            "run_model (trivial model + audit)",
+            backend,
+            run_one,
+            base_one,
+            "raw psycopg insert (autocommit)",
+        ),
+        throughput_row(
+            f"run_batch ({batch:,} records)",
+            backend,
+            run_many,
+            base_many,
+            f"raw psycopg executemany {batch:,}",
+        ),
+        latency_row("track_model (small class, new)", backend, track_new, unit="ms/call"),
+        latency_row("track_model (unchanged)", backend, track_same, unit="ms/call"),
+    ]
+
+
+def run(quick: bool) -> list[Row]:
+    here = Path.cwd()
+    with tempfile.TemporaryDirectory(prefix="umlaut-bench-sql-") as tmp:
+        try:
+            rows = _sqlite(quick, Path(tmp))
+            rows += _postgres(quick, Path(tmp))
+        finally:
+            os.chdir(here)
+    return rows
+
+
+if __name__ == "__main__":
+    for row in run(quick="--quick" in sys.argv):
+        print(row.as_dict())
