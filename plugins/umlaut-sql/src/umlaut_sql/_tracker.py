@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -130,7 +129,6 @@ class SqlTracker:
                 f"synchronous must be one of {_SYNCHRONOUS}, not {synchronous!r}"
             )
         self._closed = False
-        self._lock = threading.Lock()
         self._cache: dict[tuple[str, int, str], ModelVersion] = {}
         self._free: list[Any] = []
         cargs: dict[str, Any] = dict(connect_args or {})
