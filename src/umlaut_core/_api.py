@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 import threading
 import time
 from collections import OrderedDict
@@ -15,7 +17,8 @@ from . import naming
 from ._buffer import RecordBuffer
 from ._manager import get_plugin_manager
 from .clock import current_user, utcnow
-from .config import Settings, resolve_settings
+from .config import Settings, default_home, resolve_settings
+from .delivery import Delivery
 from .encoding import encode_input, encode_output, to_jsonable
 from .exceptions import (
     ConfigurationError,
@@ -30,6 +33,8 @@ from .packer import LoadedModel, pack, unpack
 from .protocols import ArtifactStore, Capability, Tracker
 from .records import AuditRecord, ModelInfo, ModelVersion, RunQuery, StageChange, VersionDraft
 from .registry import BackendRegistry, redact
+from .spool import SpoolStatus
+from .stores.memory import select_runs
 
 __all__ = ["Umlaut"]
 
@@ -101,6 +106,7 @@ class Umlaut:
         self._lock = threading.Lock()
         self._names: set[str] = set()
         self._observed = any(getattr(self._pm.hook, h).get_hookimpls() for h in _HOOKS)
+        self._delivery = self._open_delivery()
 
     # -- plumbing -----------------------------------------------------------------
 
@@ -123,8 +129,44 @@ class Umlaut:
         self.close()
 
     def close(self) -> None:
-        """Release the tracker's connections."""
+        """Ship spooled records (waiting up to ``exit_flush_timeout``), then release
+        the tracker's connections."""
+        self._delivery.close()
         self._tracker.close()
+
+    def _open_delivery(self) -> Delivery:
+        s = self.settings
+        mode = s.delivery or (
+            "spooled" if Capability.REMOTE in self._tracker.capabilities else "sync"
+        )
+        spool_path = s.spool_path
+        if mode == "spooled" and spool_path is None:
+            # One spool per tracker URI, so two registries never mix their records.
+            tag = hashlib.sha256(self._tracker.uri.encode()).hexdigest()[:12]
+            spool_path = str(default_home() / "spool" / f"audit-{tag}.db")
+        return Delivery(
+            self._tracker,
+            mode,  # type: ignore[arg-type]
+            spool_path=spool_path,
+            spool_limit=s.spool_limit,
+            spool_full=s.spool_full,
+            warn_after_s=s.spool_warn_after,
+            exit_flush_timeout_s=s.exit_flush_timeout,
+            durable=s.spool_durable,
+        )
+
+    @property
+    def delivery_mode(self) -> str:
+        """``sync``, ``spooled`` or ``off``: how audit records reach the tracker."""
+        return self._delivery.mode
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Ship every spooled audit record; True if the spool emptied in time."""
+        return self._delivery.flush(timeout)
+
+    def pending(self) -> SpoolStatus:
+        """Spool depth, age of the oldest waiting record, records dropped, last error."""
+        return self._delivery.status()
 
     def _name(self, name: Any) -> str:
         if name in self._names:
@@ -261,10 +303,13 @@ class Umlaut:
         reference_id: str | None = None,
         limit: int = 100,
         before: str | None = None,
+        include_pending: bool = False,
     ) -> list[AuditRecord]:
         """Audit records, newest first. Page with ``before=records[-1].id``.
 
-        Naive datetimes are taken as UTC. ``until`` is exclusive.
+        Naive datetimes are taken as UTC. ``until`` is exclusive. With spooled
+        delivery, records not yet shipped are left out unless ``include_pending``,
+        which adds them marked ``pending=True``.
         """
         if status not in (None, "ok", "error"):
             raise ConfigurationError(f"status must be 'ok' or 'error', not {status!r}")
@@ -280,7 +325,13 @@ class Umlaut:
             limit=limit,
             before=before,
         )
-        return self._tracker.query_runs(query)
+        stored = self._tracker.query_runs(query)
+        if not include_pending or self._delivery.spool is None:
+            return stored
+        waiting = [dataclasses.replace(r, pending=True) for r in self._delivery.spool.pending()]
+        seen = {r.id for r in stored}
+        merged = stored + [r for r in select_runs(waiting, query) if r.id not in seen]
+        return select_runs(merged, dataclasses.replace(query, before=None))
 
     def load_model(
         self, model_name: str, *, version: int | None = None, stage: str | None = None
@@ -361,7 +412,7 @@ class Umlaut:
         record, output, error = _call(
             loaded.run, mv, selector, input_config, inputs_json, ref, clean_tags, result_keys
         )
-        self._tracker.record_runs((record,))
+        self._delivery.deliver((record,))
         if self._observed:
             self._notify(record, error)
         if error is not None:
@@ -426,7 +477,7 @@ class Umlaut:
                         break
                 else:
                     outputs.append(output)
-            self._tracker.record_runs(buffer)
+            self._delivery.deliver(buffer)
             if self._observed:
                 for record in buffer:
                     self._notify(record, None)

@@ -37,8 +37,17 @@ KNOWN_KEYS = frozenset(
         "tracker_options",
         "artifact_options",
         "signing_key",
+        "delivery",
+        "spool_path",
+        "spool_limit",
+        "spool_full",
+        "spool_warn_after",
+        "exit_flush_timeout",
+        "spool_durable",
     }
 )
+DELIVERY_MODES = ("sync", "spooled", "off")
+SPOOL_FULL_POLICIES = ("block", "drop_oldest", "raise")
 #: A signing key shorter than this is refused: HMAC is only as strong as its key.
 MIN_SIGNING_KEY = 16
 ENV_POLICIES = ("strict", "warn", "ignore")
@@ -57,6 +66,13 @@ class Settings:
     tracker_options: Mapping[str, Any] = field(default_factory=dict)
     artifact_options: Mapping[str, Any] = field(default_factory=dict)
     signing_key: bytes | None = field(default=None, repr=False)
+    delivery: str | None = None
+    spool_path: str | None = None
+    spool_limit: int = 1_000_000
+    spool_full: str = "block"
+    spool_warn_after: float = 60.0
+    exit_flush_timeout: float = 5.0
+    spool_durable: bool = False
     sources: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -131,6 +147,8 @@ def resolve_settings(
             ("artifact_uri", "UMLAUT_ARTIFACT_URI"),
             ("env_policy", "UMLAUT_ENV_POLICY"),
             ("signing_key", "UMLAUT_SIGNING_KEY"),
+            ("delivery", "UMLAUT_DELIVERY"),
+            ("spool_path", "UMLAUT_SPOOL_PATH"),
         )
         if env.get(var)
     }
@@ -163,6 +181,13 @@ def resolve_settings(
         "tracker_options": {},
         "artifact_options": {},
         "signing_key": None,
+        "delivery": None,
+        "spool_path": None,
+        "spool_limit": 1_000_000,
+        "spool_full": "block",
+        "spool_warn_after": 60.0,
+        "exit_flush_timeout": 5.0,
+        "spool_durable": False,
     }
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -192,6 +217,12 @@ def resolve_settings(
         raise ConfigurationError(
             f"cache_size must be an integer, not {merged['cache_size']!r}"
         ) from None
+    if merged["delivery"] not in (None, *DELIVERY_MODES):
+        raise ConfigurationError(f"delivery {merged['delivery']!r} is not one of {DELIVERY_MODES}")
+    if merged["spool_full"] not in SPOOL_FULL_POLICIES:
+        raise ConfigurationError(
+            f"spool_full {merged['spool_full']!r} is not one of {SPOOL_FULL_POLICIES}"
+        )
     raw_key = merged["signing_key"]
     signing_key: bytes | None = None
     if raw_key is not None:
@@ -210,5 +241,12 @@ def resolve_settings(
         tracker_options=dict(merged["tracker_options"] or {}),
         artifact_options=dict(merged["artifact_options"] or {}),
         signing_key=signing_key,
+        delivery=merged["delivery"],
+        spool_path=merged["spool_path"],
+        spool_limit=int(merged["spool_limit"]),
+        spool_full=merged["spool_full"],
+        spool_warn_after=float(merged["spool_warn_after"]),
+        exit_flush_timeout=float(merged["exit_flush_timeout"]),
+        spool_durable=bool(merged["spool_durable"]),
         sources=sources,
     )

@@ -26,6 +26,9 @@ class Capability(enum.Enum):
     #: The tracker keeps bundles itself (``register_version`` gets the bytes and
     #: ``load_bundle`` returns them); no separate ArtifactStore is needed.
     STORES_BUNDLES = "stores_bundles"
+    #: The tracker is a network service: audit records are spooled locally by default
+    #: so ``run_model`` never waits on it (see :mod:`umlaut_core.delivery`).
+    REMOTE = "remote"
 
 
 @runtime_checkable

@@ -116,6 +116,8 @@ class AuditRecord:
     error_type: str | None = None
     error_message: str | None = None
     tags: Mapping[str, str] = field(default_factory=_empty)
+    #: True for a record still waiting in the local spool (history(include_pending=True)).
+    pending: bool = False
 
     @property
     def inputs(self) -> Any:

@@ -1,0 +1,244 @@
+"""A durable local queue of audit records: one SQLite file in WAL mode.
+
+``run_model`` in ``spooled`` delivery appends here and returns; a shipper thread
+(:mod:`umlaut_core.delivery`) moves records to the tracker. The file survives the
+process: whatever a killed process left is shipped by the next one that opens it.
+Several processes may share one spool; a row is *claimed* for a short lease while one
+of them ships it, and tracker writes are idempotent by record id, so a replay after a
+crash never duplicates a record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .exceptions import BackendError
+from .records import AuditRecord
+
+__all__ = ["Spool", "SpoolFullError", "SpoolStatus"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spool (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    body TEXT NOT NULL,
+    queued_at REAL NOT NULL,
+    claimed_by TEXT,
+    claimed_until REAL
+);
+CREATE TABLE IF NOT EXISTS spool_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class SpoolFullError(BackendError):
+    """The spool holds its configured maximum and the policy is ``raise``."""
+
+
+@dataclass(frozen=True)
+class SpoolStatus:
+    """How far behind delivery is."""
+
+    depth: int
+    oldest_age_s: float | None
+    dropped: int
+    path: str
+    last_error: str | None = None
+    unreachable_since: dt.datetime | None = None
+
+
+def _encode(r: AuditRecord) -> str:
+    return json.dumps(
+        [
+            r.model_name,
+            r.version,
+            r.selector,
+            r.inputs_json,
+            r.output_json,
+            r.status,
+            r.started_at.isoformat(),
+            r.duration_ms,
+            r.reference_id,
+            r.error_type,
+            r.error_message,
+            dict(r.tags),
+        ],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def _decode(record_id: str, body: str) -> AuditRecord:
+    (name, version, selector, inputs, output, status, started, duration, ref, etype, emsg, tags) = (
+        json.loads(body)
+    )
+    return AuditRecord(
+        id=record_id,
+        model_name=name,
+        version=version,
+        selector=selector,
+        inputs_json=inputs,
+        output_json=output,
+        status=status,
+        started_at=dt.datetime.fromisoformat(started),
+        duration_ms=duration,
+        reference_id=ref,
+        error_type=etype,
+        error_message=emsg,
+        tags=tags,
+    )
+
+
+class Spool:
+    """The queue itself; every method is safe from many threads and processes."""
+
+    def __init__(self, path: str | Path, *, tracker_uri: str, durable: bool = False) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._owner = f"{os.getpid()}-{id(self)}"
+        self._local = threading.local()
+        self._durable = durable
+        conn = self._conn()
+        with conn:
+            conn.executescript(_SCHEMA)
+            row = conn.execute("SELECT value FROM spool_meta WHERE key='tracker'").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO spool_meta VALUES ('tracker', ?)", (tracker_uri,))
+            elif row[0] != tracker_uri:
+                raise BackendError(
+                    f"the spool {self.path} holds records for {row[0]}, not {tracker_uri}; "
+                    f"point spool_path elsewhere, or ship it with that tracker first"
+                )
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL survives a killed process (the WAL is in the OS cache); FULL also
+            # survives power loss, at the cost of an fsync per record.
+            conn.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'NORMAL'}")
+            self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def append(
+        self,
+        records: Iterable[AuditRecord],
+        count: int,
+        *,
+        limit: int,
+        policy: str,
+        block_timeout_s: float = 60.0,
+    ) -> None:
+        """Queue ``count`` records in one transaction, applying the full-spool policy.
+
+        ``records`` is consumed lazily (a batch may be larger than memory); it must be
+        iterable again if the ``block`` policy has to retry. ``block`` waits for the
+        shipper to make room for up to ``block_timeout_s``, then raises like ``raise``.
+        """
+        conn = self._conn()
+        deadline = time.monotonic() + block_timeout_s
+        while True:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if limit:
+                    depth = conn.execute("SELECT count(*) FROM spool").fetchone()[0]
+                    over = depth + count - limit
+                    if over > 0:
+                        if policy == "drop_oldest":
+                            conn.execute(
+                                "DELETE FROM spool WHERE seq IN "
+                                "(SELECT seq FROM spool ORDER BY seq LIMIT ?)",
+                                (over,),
+                            )
+                            conn.execute(
+                                "INSERT INTO spool_meta VALUES ('dropped', ?) ON CONFLICT(key) "
+                                "DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
+                                (str(over),),
+                            )
+                        elif policy == "raise" or time.monotonic() > deadline:
+                            raise SpoolFullError(
+                                f"the audit spool {self.path} holds {depth} records (limit "
+                                f"{limit}) and the tracker is not taking them; restore the "
+                                f"tracker, raise spool_limit, or choose spool_full='drop_oldest'"
+                            )
+                        else:  # block: give the shipper time to drain
+                            conn.execute("ROLLBACK")
+                            time.sleep(0.05)
+                            continue
+                now = time.time()
+                conn.executemany(
+                    "INSERT OR IGNORE INTO spool (id, body, queued_at) VALUES (?, ?, ?)",
+                    ((r.id, _encode(r), now) for r in records),
+                )
+                conn.execute("COMMIT")
+                return
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def claim(self, n: int, lease_s: float = 30.0) -> list[AuditRecord]:
+        """Take up to ``n`` of the oldest unclaimed records for shipping, in order."""
+        conn = self._conn()
+        now = time.time()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            rows = conn.execute(
+                "SELECT seq, id, body FROM spool WHERE claimed_until IS NULL OR claimed_until < ? "
+                "ORDER BY seq LIMIT ?",
+                (now, n),
+            ).fetchall()
+            conn.executemany(
+                "UPDATE spool SET claimed_by = ?, claimed_until = ? WHERE seq = ?",
+                [(self._owner, now + lease_s, seq) for seq, _, _ in rows],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return [_decode(rid, body) for _, rid, body in rows]
+
+    def release(self, ids: Iterable[str]) -> None:
+        """Give claimed records back (delivery failed), to be retried."""
+        conn = self._conn()
+        conn.executemany(
+            "UPDATE spool SET claimed_by = NULL, claimed_until = NULL WHERE id = ?",
+            [(i,) for i in ids],
+        )
+
+    def remove(self, ids: Iterable[str]) -> None:
+        """Forget delivered records."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("DELETE FROM spool WHERE id = ?", [(i,) for i in ids])
+        conn.execute("COMMIT")
+
+    def pending(self) -> list[AuditRecord]:
+        """Every queued record, oldest first (for history(include_pending=True))."""
+        rows = self._conn().execute("SELECT id, body FROM spool ORDER BY seq").fetchall()
+        return [_decode(rid, body) for rid, body in rows]
+
+    def status(self) -> SpoolStatus:
+        conn = self._conn()
+        depth, oldest = conn.execute("SELECT count(*), min(queued_at) FROM spool").fetchone()
+        dropped = conn.execute("SELECT value FROM spool_meta WHERE key='dropped'").fetchone()
+        return SpoolStatus(
+            depth=depth,
+            oldest_age_s=None if oldest is None else max(0.0, time.time() - oldest),
+            dropped=int(dropped[0]) if dropped else 0,
+            path=str(self.path),
+        )
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

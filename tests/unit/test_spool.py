@@ -1,0 +1,133 @@
+"""The audit spool and spooled delivery, on the core alone."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from umlaut_core import Umlaut
+from umlaut_core.ids import new_run_id
+from umlaut_core.records import AuditRecord
+from umlaut_core.spool import Spool, SpoolFullError
+from umlaut_core.stores.memory import MemoryTracker
+from umlaut_core.testing.models import Threshold
+
+
+def _record(i: int) -> AuditRecord:
+    return AuditRecord(
+        id=new_run_id(),
+        model_name="m",
+        version=1,
+        selector="latest",
+        inputs_json=f'{{"x":{i}}}',
+        output_json="true",
+        status="ok",
+        started_at=dt.datetime.now(dt.UTC),
+        duration_ms=0.5,
+        reference_id=f"r{i}",
+        tags={"k": "v"},
+    )
+
+
+class TestSpool:
+    """Records wait in order, survive reopening, and obey the full-spool policy."""
+
+    def test_round_trip_in_order(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path / "s.db", tracker_uri="memory:")
+        records = [_record(i) for i in range(5)]
+        spool.append(records, 5, limit=0, policy="block")
+        again = Spool(tmp_path / "s.db", tracker_uri="memory:")
+        assert again.claim(10) == records
+        assert again.claim(10) == []  # claimed rows are leased, not handed out twice
+        again.release([r.id for r in records[:2]])
+        assert [r.id for r in again.claim(10)] == [r.id for r in records[:2]]
+        again.remove([r.id for r in records])
+        assert again.status().depth == 0
+
+    def test_duplicate_ids_are_stored_once(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path / "s.db", tracker_uri="memory:")
+        record = _record(1)
+        spool.append([record, record], 2, limit=0, policy="block")
+        assert spool.status().depth == 1
+
+    def test_raise_policy(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path / "s.db", tracker_uri="memory:")
+        spool.append([_record(i) for i in range(3)], 3, limit=4, policy="raise")
+        with pytest.raises(SpoolFullError, match="limit 4"):
+            spool.append([_record(i) for i in range(2)], 2, limit=4, policy="raise")
+        assert spool.status().depth == 3  # the refused batch left nothing behind
+
+    def test_drop_oldest_policy_counts_what_it_dropped(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path / "s.db", tracker_uri="memory:")
+        first = [_record(i) for i in range(3)]
+        spool.append(first, 3, limit=4, policy="drop_oldest")
+        spool.append([_record(i) for i in range(3, 6)], 3, limit=4, policy="drop_oldest")
+        status = spool.status()
+        assert (status.depth, status.dropped) == (4, 2)
+        kept = {r.reference_id for r in spool.pending()}
+        assert kept == {"r2", "r3", "r4", "r5"}
+
+    def test_block_policy_gives_up_after_its_timeout(self, tmp_path: Path) -> None:
+        spool = Spool(tmp_path / "s.db", tracker_uri="memory:")
+        spool.append([_record(0)], 1, limit=1, policy="block")
+        with pytest.raises(SpoolFullError):
+            spool.append([_record(1)], 1, limit=1, policy="block", block_timeout_s=0.2)
+
+    def test_a_spool_belongs_to_one_tracker(self, tmp_path: Path) -> None:
+        Spool(tmp_path / "s.db", tracker_uri="memory://a")
+        with pytest.raises(Exception, match="holds records for memory://a"):
+            Spool(tmp_path / "s.db", tracker_uri="memory://b")
+
+    def test_spool_is_a_wal_sqlite_file(self, tmp_path: Path) -> None:
+        Spool(tmp_path / "s.db", tracker_uri="memory:")
+        mode = sqlite3.connect(tmp_path / "s.db").execute("PRAGMA journal_mode").fetchone()[0]
+        assert mode == "wal"
+
+
+class TestSpooledDelivery:
+    """run_model returns after spooling; flush ships; history can show what waits."""
+
+    def test_spooled_calls_reach_the_tracker_after_flush(self, tmp_path: Path) -> None:
+        umlaut = Umlaut(
+            tracker=MemoryTracker(), delivery="spooled", spool_path=str(tmp_path / "s.db")
+        )
+        assert umlaut.delivery_mode == "spooled"
+        umlaut.track_model(Threshold(1), "m")
+        for i in range(50):
+            umlaut.run_model("m", {"x": i})
+        assert umlaut.flush(timeout=30)
+        assert umlaut.pending().depth == 0
+        assert sorted(r.inputs["x"] for r in umlaut.history("m")) == list(range(50))
+        umlaut.close()
+
+    def test_history_can_include_pending_records(self, tmp_path: Path) -> None:
+        tracker = MemoryTracker()
+        other_process = Spool(tmp_path / "s.db", tracker_uri=tracker.uri)
+        waiting = [_record(i) for i in range(3)]
+        other_process.append(waiting, 3, limit=0, policy="block")
+        other_process.claim(10)  # leased by "another process": not ours to ship yet
+        umlaut = Umlaut(tracker=tracker, delivery="spooled", spool_path=str(tmp_path / "s.db"))
+        umlaut.track_model(Threshold(1), "m")
+        assert umlaut.history("m") == []
+        shown = umlaut.history("m", include_pending=True)
+        assert {r.id for r in shown} == {r.id for r in waiting} and all(r.pending for r in shown)
+        assert umlaut.pending().depth == 3
+        # The lease ends (that process died): this one ships what it left.
+        other_process.release(r.id for r in waiting)
+        assert umlaut.flush(timeout=30)
+        stored = umlaut.history("m", include_pending=True)
+        assert {r.id for r in stored} == {r.id for r in waiting}
+        assert not any(r.pending for r in stored)
+        umlaut.close()
+
+    def test_sync_is_the_default_for_local_trackers(self) -> None:
+        assert Umlaut("memory:").delivery_mode == "sync"
+
+    def test_off_writes_nothing(self) -> None:
+        umlaut = Umlaut("memory:", delivery="off")
+        umlaut.track_model(Threshold(1), "m")
+        umlaut.run_model("m", {"x": 1})
+        assert umlaut.history("m") == []
