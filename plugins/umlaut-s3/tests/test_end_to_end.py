@@ -189,3 +189,18 @@ class TestPostgresAndS3:
         with Umlaut(db, artifacts) as ml:
             assert [r.status for r in ml.history("Scaler")] == ["ok"]
             assert ml.get_version("Scaler").artifact_uri == artifact_uri
+
+
+class TestReadme:
+    """The README's quick-start runs as written (bucket and endpoint from the environment)."""
+
+    def test_quick_start(
+        self, server_bucket: tuple[str, str, Any], tmp_path: Path
+    ) -> None:
+        endpoint, _, client = server_bucket
+        client.create_bucket(Bucket="my-bucket")
+        readme = (Path(__file__).parents[1] / "README.md").read_text()
+        snippet = readme.split("```python\n", 1)[1].split("```", 1)[0]
+        env = {**os.environ, "AWS_ENDPOINT_URL_S3": endpoint}
+        _python(snippet + "\nprint(ml.history()[0].output_json)\n", env=env, cwd=tmp_path)
+        assert _bundle_keys(client, "my-bucket", "models/bundles/")
