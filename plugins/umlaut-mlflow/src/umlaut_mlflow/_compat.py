@@ -1,0 +1,26 @@
+"""Importing MLflow quietly.
+
+``import mlflow.pyfunc`` (3.x) emits UserWarnings about type hints of its own
+classes at import time; they say nothing about the caller's code, and under
+``-W error`` they would break the import. They are silenced for the import only.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from types import ModuleType
+
+__all__ = ["import_mlflow"]
+
+
+def import_mlflow() -> ModuleType:
+    """``mlflow`` with ``mlflow.pyfunc`` loaded."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import mlflow
+        import mlflow.pyfunc  # noqa: F401
+    # MLflow logs a warning on every pyfunc save about cloudpickled python_models; our
+    # wrapper is a stateless, importable class, so the warning is noise.
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
+    return mlflow

@@ -1,0 +1,29 @@
+"""Hook implementations of umlaut-mlflow; cheap to import (no MLflow here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from umlaut_core import hookimpl
+from umlaut_core.packer import Flavor
+from umlaut_core.registry import BackendRegistry
+
+from ._flavor import FLAVOR_NAME, PYFUNC_FLAVOR
+
+__all__ = ["umlaut_get_flavor", "umlaut_register_backends"]
+
+
+def _open_tracker(uri: str, **options: Any) -> Any:
+    from ._tracker import MlflowTracker
+
+    return MlflowTracker(uri, **options)
+
+
+@hookimpl
+def umlaut_register_backends(registry: BackendRegistry) -> None:
+    registry.add_tracker("mlflow", _open_tracker)
+
+
+@hookimpl
+def umlaut_get_flavor(name: str) -> Flavor | None:
+    return PYFUNC_FLAVOR if name == FLAVOR_NAME else None
