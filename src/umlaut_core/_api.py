@@ -21,6 +21,7 @@ from .config import Settings, default_home, resolve_settings
 from .delivery import Delivery
 from .encoding import encode_input, encode_output, to_jsonable
 from .exceptions import (
+    BackendError,
     ConfigurationError,
     EncodingError,
     InvalidNameError,
@@ -103,6 +104,7 @@ class Umlaut:
         )
         self._cache: OrderedDict[str, LoadedModel] = OrderedDict()
         self._pinned: dict[tuple[str, int], ModelVersion] = {}
+        self._recent: dict[tuple[str, str | None], tuple[float, ModelVersion]] = {}
         self._lock = threading.Lock()
         self._names: set[str] = set()
         self._observed = any(getattr(self._pm.hook, h).get_hookimpls() for h in _HOOKS)
@@ -348,9 +350,23 @@ class Umlaut:
                 pinned = self._tracker.get_version(name, version=number)
                 self._pinned[(name, number)] = pinned
             return pinned
-        if stage is not None:
-            return self._tracker.get_version(name, alias=naming.check_alias(stage))
-        return self._tracker.get_version(name)
+        alias = naming.check_alias(stage) if stage is not None else None
+        key = (name, alias)
+        now = time.monotonic()
+        recent = self._recent.get(key)
+        ttl = self.settings.resolve_ttl
+        if recent is not None and ttl > 0 and now - recent[0] < ttl:
+            return recent[1]
+        try:
+            mv = self._tracker.get_version(name, alias=alias)
+        except BackendError:
+            # Spooled delivery promises to keep serving through an outage: fall back to
+            # what this selector resolved to when the tracker last answered.
+            if recent is None or self._delivery.mode != "spooled":
+                raise
+            return recent[1]
+        self._recent[key] = (now, mv)
+        return mv
 
     def _load(self, mv: ModelVersion) -> LoadedModel:
         loaded = self._cache.get(mv.digest)

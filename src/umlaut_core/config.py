@@ -44,6 +44,7 @@ KNOWN_KEYS = frozenset(
         "spool_warn_after",
         "exit_flush_timeout",
         "spool_durable",
+        "resolve_ttl",
     }
 )
 DELIVERY_MODES = ("sync", "spooled", "off")
@@ -73,6 +74,7 @@ class Settings:
     spool_warn_after: float = 60.0
     exit_flush_timeout: float = 5.0
     spool_durable: bool = False
+    resolve_ttl: float = 0.0
     sources: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -188,6 +190,7 @@ def resolve_settings(
         "spool_warn_after": 60.0,
         "exit_flush_timeout": 5.0,
         "spool_durable": False,
+        "resolve_ttl": 0.0,
     }
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -248,5 +251,6 @@ def resolve_settings(
         spool_warn_after=float(merged["spool_warn_after"]),
         exit_flush_timeout=float(merged["exit_flush_timeout"]),
         spool_durable=bool(merged["spool_durable"]),
+        resolve_ttl=float(merged["resolve_ttl"]),
         sources=sources,
     )

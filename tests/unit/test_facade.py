@@ -1,0 +1,52 @@
+"""Facade behaviour that no backend changes: caching choices and the original API."""
+
+from __future__ import annotations
+
+import time
+
+from umlaut_core import Umlaut
+from umlaut_core.testing.models import Echo, Threshold
+
+
+class TestResolution:
+    """stage=/latest are fresh by default; resolve_ttl trades freshness for speed."""
+
+    def test_promotion_is_seen_on_the_next_call_by_default(self) -> None:
+        umlaut = Umlaut("memory:")
+        umlaut.track_model(Threshold(1), "m", stage="Production")
+        assert umlaut.run_model("m", {"x": 0}, stage="Production")["limit"] == 1
+        umlaut.track_model(Threshold(2), "m")
+        umlaut.promote("m", 2, "Production")
+        assert umlaut.run_model("m", {"x": 0}, stage="Production")["limit"] == 2
+
+    def test_resolve_ttl_keeps_a_resolution_for_that_long(self) -> None:
+        umlaut = Umlaut("memory:", resolve_ttl=0.3)
+        umlaut.track_model(Threshold(1), "m", stage="Production")
+        assert umlaut.run_model("m", {"x": 0}, stage="Production")["limit"] == 1
+        umlaut.track_model(Threshold(2), "m")
+        umlaut.promote("m", 2, "Production")
+        assert umlaut.run_model("m", {"x": 0}, stage="Production")["limit"] == 1
+        time.sleep(0.35)
+        assert umlaut.run_model("m", {"x": 0}, stage="Production")["limit"] == 2
+        versions = [r.version for r in umlaut.history("m")]
+        assert versions == [2, 1, 1]  # each record names the version that really ran
+
+
+class TestOriginalApi:
+    """Keywords of umlaut 0.3.4 keep their meaning."""
+
+    def test_run_name_code_path_and_result_keys(self) -> None:
+        umlaut = Umlaut("memory:")
+        mv = umlaut.track_model(model=Echo(), model_name="e", run_name="Track", code_path=[])
+        assert mv.tags["umlaut.run_name"] == "Track"
+        out = umlaut.run_model(
+            model_name="e", input_config={"a": 1, "b": 2}, result_keys=["a"], nested_run=True
+        )
+        assert out == {"a": 1}
+        assert umlaut.history("e")[0].output == {"a": 1}
+
+    def test_repr_hides_passwords(self) -> None:
+        from umlaut_core.stores.memory import MemoryTracker
+
+        tracker = MemoryTracker("memory://user:hunter2@somewhere/x")
+        assert "hunter2" not in repr(Umlaut(tracker=tracker))
