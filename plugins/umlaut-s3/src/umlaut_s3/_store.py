@@ -16,7 +16,6 @@ import io
 import logging
 import os
 import tempfile
-import threading
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from umlaut_core.exceptions import ArtifactError, ConfigurationError, IntegrityError
@@ -75,7 +74,6 @@ class S3ArtifactStore:
         self._bucket_seen = False
         # Probed once: some S3-compatible servers reject If-None-Match on PUT.
         self._conditional_put = True
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"S3ArtifactStore({self.uri!r}, endpoint={self.endpoint!r})"
@@ -170,9 +168,9 @@ class S3ArtifactStore:
 
     def _put_bytes(self, s3key: str, data: bytes | bytearray | memoryview) -> None:
         size = memoryview(data).nbytes
-        digest = hashlib.sha256(data)
         if size >= _HEAD_FIRST and self._head(s3key) is not None:
-            return
+            return  # checked before hashing: a stored bundle costs one HEAD, nothing more
+        digest = hashlib.sha256(data)
         if size < self._opts.multipart_threshold:
             self._put_small(s3key, data, digest)
         else:
