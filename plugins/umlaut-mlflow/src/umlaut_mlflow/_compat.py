@@ -11,7 +11,7 @@ import logging
 import warnings
 from types import ModuleType
 
-__all__ = ["import_mlflow"]
+__all__ = ["import_mlflow", "quiet_sqlalchemy_deprecations"]
 
 
 def import_mlflow() -> ModuleType:
@@ -24,3 +24,15 @@ def import_mlflow() -> ModuleType:
     # wrapper is a stateless, importable class, so the warning is noise.
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
     return mlflow
+
+
+def quiet_sqlalchemy_deprecations() -> None:
+    """Ignore SQLAlchemy deprecation warnings raised *by MLflow's own store code*.
+
+    With SQLAlchemy 2.1, MLflow 3.17's SQL store uses the deprecated ``noload``
+    strategy on every query. The filter is process-wide (Python has no other kind)
+    but matches only warnings attributed to ``mlflow.*`` modules.
+    """
+    from sqlalchemy.exc import SADeprecationWarning
+
+    warnings.filterwarnings("ignore", category=SADeprecationWarning, module=r"mlflow\.")

@@ -8,7 +8,6 @@ Only imported where MLflow is (the tracker, or MLflow loading the model).
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from ._compat import import_mlflow
@@ -18,25 +17,24 @@ __all__ = ["BUNDLE_ARTIFACT", "UmlautPythonModel"]
 BUNDLE_ARTIFACT = "bundle"
 _mlflow = import_mlflow()
 
-with warnings.catch_warnings():
-    # MLflow 3 asks for type hints on predict to validate input; umlaut models take
-    # any JSON-like input, and a hint of Any would only trade one warning for another.
-    warnings.simplefilter("ignore")
 
-    class UmlautPythonModel(_mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
-        """Runs an umlaut bundle as an MLflow pyfunc model."""
+class UmlautPythonModel(_mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
+    """Runs an umlaut bundle as an MLflow pyfunc model."""
 
-        def load_context(self, context: Any) -> None:
-            from pathlib import Path
+    # MLflow 3 wraps predict to validate input against its type hints and warns when
+    # there are none. umlaut models take any JSON-like input, so validation is off
+    # (the switch MLflow's own ChatModel uses).
+    _skip_type_hint_validation = True
 
-            from umlaut_core import get_plugin_manager
-            from umlaut_core.packer import read_manifest, unpack
+    def load_context(self, context: Any) -> None:
+        from pathlib import Path
 
-            data = Path(context.artifacts[BUNDLE_ARTIFACT]).read_bytes()
-            digest = read_manifest(data).get("digest")
-            self._loaded = unpack(
-                data, get_plugin_manager(), expected_digest=digest, env_policy="warn"
-            )
+        from umlaut_core import get_plugin_manager
+        from umlaut_core.packer import read_manifest, unpack
 
-        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
-            return self._loaded.run(model_input)
+        data = Path(context.artifacts[BUNDLE_ARTIFACT]).read_bytes()
+        digest = read_manifest(data).get("digest")
+        self._loaded = unpack(data, get_plugin_manager(), expected_digest=digest, env_policy="warn")
+
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+        return self._loaded.run(model_input)

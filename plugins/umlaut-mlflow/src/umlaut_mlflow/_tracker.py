@@ -58,7 +58,7 @@ from umlaut_core.registry import redact
 
 from . import _codec as codec
 from ._codec import K
-from ._compat import import_mlflow
+from ._compat import import_mlflow, quiet_sqlalchemy_deprecations
 from ._errors import error_code, mlflow_errors
 from ._flavor import FLAVOR_NAME, REF_TAG, remember_copy
 from ._uri import apply_http_limits, parse_uri
@@ -132,6 +132,8 @@ class MlflowTracker:
         self._written: OrderedDict[str, None] = OrderedDict()
         self._uncertain: set[str] = set()
         self._mlflow = import_mlflow()
+        if not target.is_remote:
+            quiet_sqlalchemy_deprecations()
         from mlflow import MlflowClient
 
         with self._errors("connecting"):
@@ -505,6 +507,9 @@ class MlflowTracker:
                 artifact_uri=where, dst_path=str(dest), tracking_uri=self._target.tracking_uri
             )
         remember_copy(mv.source or "", mv.run_id or "", local)
+        # Not part of the digest, so it may be filled in now: the environment check
+        # then compares against the Python the model was saved with.
+        manifest["python"] = _saved_python(local)
         return _zip(codec.dumps(manifest).encode(), payload)
 
     def list_models(self) -> list[ModelInfo]:
@@ -905,6 +910,17 @@ def _foreign_bundle_parts(source: str, run_id: str) -> tuple[dict[str, Any], byt
     }
     manifest["digest"] = compute_digest(manifest)
     return manifest, payload
+
+
+def _saved_python(model_dir: str) -> str | None:
+    try:
+        from mlflow.models import Model
+
+        flavor = Model.load(model_dir).flavors.get("python_function", {})
+    except Exception:  # an unreadable MLmodel fails later, where it is loaded
+        return None
+    version = flavor.get("python_version")
+    return str(version) if version else None
 
 
 def _requirements(manifest: Mapping[str, Any]) -> list[str]:
