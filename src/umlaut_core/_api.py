@@ -88,20 +88,12 @@ class Umlaut:
         self._tracker: Tracker = tracker or reg().open_tracker(
             self.settings.tracking_uri, **self.settings.tracker_options
         )
-        store_uri = self.settings.artifact_uri
-        needs_store = Capability.STORES_BUNDLES not in self._tracker.capabilities
-        if artifact_store is None and store_uri is None and needs_store:
-            store_uri = self._tracker.default_artifact_uri
-            if store_uri is None:
-                raise ConfigurationError(
-                    f"the tracker {self._tracker.uri} keeps no bundles itself; set "
-                    f"artifact_uri (or UMLAUT_ARTIFACT_URI) to a folder or s3:// URI"
-                )
-        self._store: ArtifactStore | None = artifact_store or (
-            reg().open_artifact_store(store_uri, **self.settings.artifact_options)
-            if store_uri is not None
-            else None
-        )
+        try:
+            self._store = self._open_store(artifact_store, reg)
+        except BaseException:
+            if tracker is None:  # ours to close: it was opened above
+                self._tracker.close()
+            raise
         self._cache: OrderedDict[str, LoadedModel] = OrderedDict()
         self._pinned: dict[tuple[str, int], ModelVersion] = {}
         self._recent: dict[tuple[str, str | None], tuple[float, ModelVersion]] = {}
@@ -109,6 +101,23 @@ class Umlaut:
         self._names: set[str] = set()
         self._observed = any(getattr(self._pm.hook, h).get_hookimpls() for h in _HOOKS)
         self._delivery = self._open_delivery()
+
+    def _open_store(
+        self, given: ArtifactStore | None, reg: Callable[[], BackendRegistry]
+    ) -> ArtifactStore | None:
+        if given is not None:
+            return given
+        store_uri = self.settings.artifact_uri
+        if store_uri is None and Capability.STORES_BUNDLES not in self._tracker.capabilities:
+            store_uri = self._tracker.default_artifact_uri
+            if store_uri is None:
+                raise ConfigurationError(
+                    f"the tracker {self._tracker.uri} keeps no bundles itself; set "
+                    f"artifact_uri (or UMLAUT_ARTIFACT_URI) to a folder or s3:// URI"
+                )
+        if store_uri is None:
+            return None
+        return reg().open_artifact_store(store_uri, **self.settings.artifact_options)
 
     # -- plumbing -----------------------------------------------------------------
 
@@ -305,13 +314,13 @@ class Umlaut:
         reference_id: str | None = None,
         limit: int = 100,
         before: str | None = None,
-        include_pending: bool = False,
+        include_pending: bool = True,
     ) -> list[AuditRecord]:
         """Audit records, newest first. Page with ``before=records[-1].id``.
 
         Naive datetimes are taken as UTC. ``until`` is exclusive. With spooled
-        delivery, records not yet shipped are left out unless ``include_pending``,
-        which adds them marked ``pending=True``.
+        delivery, records still waiting in the local spool are included, marked
+        ``pending=True``; ``include_pending=False`` shows only what the tracker holds.
         """
         if status not in (None, "ok", "error"):
             raise ConfigurationError(f"status must be 'ok' or 'error', not {status!r}")

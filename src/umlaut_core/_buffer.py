@@ -16,7 +16,8 @@ from .records import AuditRecord
 
 __all__ = ["SPILL_AT", "RecordBuffer"]
 
-SPILL_AT = 10_000
+# Past this many records a batch spills to disk (about 30 MB of records in memory).
+SPILL_AT = 50_000
 
 
 class RecordBuffer:

@@ -135,6 +135,14 @@ class PostgresServer:
             "-w", "-t", "60", "-o", self._options, *extra,
         )  # fmt: skip
 
+    def pause(self) -> None:
+        """Stop the server but keep its data, to simulate an outage."""
+        self._pg_ctl("stop", "-m", "fast")
+
+    def resume(self) -> None:
+        """Start the server again after :meth:`pause`, on the same port."""
+        self._pg_ctl("start")
+
     def restart(self) -> None:
         """Stop and start the server on the same port (drops every connection)."""
         self._pg_ctl("restart", "-m", "fast")

@@ -111,14 +111,14 @@ class TestSpooledDelivery:
         other_process.claim(10)  # leased by "another process": not ours to ship yet
         umlaut = Umlaut(tracker=tracker, delivery="spooled", spool_path=str(tmp_path / "s.db"))
         umlaut.track_model(Threshold(1), "m")
-        assert umlaut.history("m") == []
-        shown = umlaut.history("m", include_pending=True)
+        assert umlaut.history("m", include_pending=False) == []
+        shown = umlaut.history("m")
         assert {r.id for r in shown} == {r.id for r in waiting} and all(r.pending for r in shown)
         assert umlaut.pending().depth == 3
         # The lease ends (that process died): this one ships what it left.
         other_process.release(r.id for r in waiting)
         assert umlaut.flush(timeout=30)
-        stored = umlaut.history("m", include_pending=True)
+        stored = umlaut.history("m")
         assert {r.id for r in stored} == {r.id for r in waiting}
         assert not any(r.pending for r in stored)
         umlaut.close()

@@ -123,6 +123,9 @@ class SqlTracker:
             )
         url = url.set(drivername=driver)
         self.dialect = url.get_backend_name()
+        if self.dialect != "sqlite":
+            # A database server: audit records are spooled by default (issue 8).
+            self.capabilities = self.capabilities | {Capability.REMOTE}
         sync = str(synchronous).upper()
         if sync not in _SYNCHRONOUS:
             raise ConfigurationError(

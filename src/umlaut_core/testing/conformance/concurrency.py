@@ -21,7 +21,7 @@ _TRACK_IN_PROCESS = textwrap.dedent(
     from umlaut_core import Umlaut
     from umlaut_core.testing.models import Threshold
     tracking, artifacts, name, start, count = json.loads(sys.argv[1])
-    with Umlaut(tracking, artifacts) as u:
+    with Umlaut(tracking, artifacts, delivery="sync") as u:
         for i in range(start, start + count):
             u.track_model(Threshold(i), name)
             u.run_model(name, {"x": i}, version=1, reference_id=f"p{start}")

@@ -1,0 +1,161 @@
+"""Spooled delivery through real outages: nothing lost, nothing doubled (issue 8).
+
+A PostgreSQL server is stopped for 60 seconds while one process keeps calling
+``run_model``; a process holding unshipped records is killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from umlaut_core import Umlaut
+from umlaut_core.testing.models import Threshold
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+OUTAGE_S = float(os.environ.get("UMLAUT_TEST_OUTAGE_S", "60"))
+CALLS = 10_000
+
+
+def _count_runs(url: str) -> tuple[int, int]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            total, distinct = conn.execute(
+                sa.text("SELECT count(*), count(DISTINCT id) FROM umlaut_runs")
+            ).one()
+    finally:
+        engine.dispose()
+    return int(total), int(distinct)
+
+
+class TestPostgresOutage:
+    """The database goes away for a minute; callers never notice, the trail is whole."""
+
+    def test_calls_keep_returning_and_every_record_arrives_once(
+        self, postgres_server: Any, postgres_database: str, tmp_path: Path
+    ) -> None:
+        umlaut = Umlaut(
+            postgres_database,
+            str(tmp_path / "artifacts"),
+            delivery="spooled",
+            spool_path=str(tmp_path / "spool.db"),
+            spool_warn_after=5,
+        )
+        umlaut.track_model(Threshold(5), "outage", stage="Production")
+        assert umlaut.run_model("outage", {"x": 9}, stage="Production")["above"] is True
+        assert umlaut.flush(timeout=30)
+
+        outage_over = threading.Event()
+
+        def outage() -> None:
+            postgres_server.pause()
+            time.sleep(OUTAGE_S)
+            postgres_server.resume()
+            outage_over.set()
+
+        stopper = threading.Thread(target=outage)
+        stopper.start()
+        pace = (OUTAGE_S + 10) / CALLS  # spread the calls across the whole outage
+        wrong = 0
+        for i in range(CALLS):
+            out = umlaut.run_model("outage", {"x": i % 10}, stage="Production")
+            wrong += out != {"above": i % 10 > 5, "limit": 5}
+            time.sleep(pace)
+        stopper.join()
+        assert outage_over.is_set() and wrong == 0
+        assert umlaut.flush(timeout=180), umlaut.pending()
+        assert umlaut.pending().depth == 0 and umlaut.pending().dropped == 0
+        assert _count_runs(postgres_database) == (CALLS + 1, CALLS + 1)
+        assert len(umlaut.history("outage", status="ok", limit=10_000)) == 10_000
+        umlaut.close()
+
+
+_CHILD = textwrap.dedent(
+    """
+    import json, sys
+    from umlaut_core import Umlaut
+    tracking, artifacts, spool = json.loads(sys.argv[1])
+    u = Umlaut(tracking, artifacts, delivery="spooled", spool_path=spool)
+    u.run_model("killed", {"x": 1}, stage="Production")
+    u.flush(timeout=30)
+    print("ready", flush=True)
+    sys.stdin.readline()                      # the parent stopped the database
+    for i in range(500):
+        u.run_model("killed", {"x": i}, stage="Production", reference_id=f"k{i}")
+    print("done", flush=True)
+    sys.stdin.readline()                      # wait to be killed
+    """
+)
+
+
+class TestKilledProcess:
+    """A process killed with unshipped records: the next process ships them, once."""
+
+    def test_sigkill_loses_nothing(
+        self, postgres_server: Any, postgres_database: str, tmp_path: Path
+    ) -> None:
+        artifacts, spool = str(tmp_path / "artifacts"), str(tmp_path / "spool.db")
+        setup = Umlaut(postgres_database, artifacts, delivery="sync")
+        setup.track_model(Threshold(5), "killed", stage="Production")
+        child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, json.dumps([postgres_database, artifacts, spool])],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        try:
+            assert child.stdout is not None and child.stdin is not None
+            assert child.stdout.readline().strip() == "ready"
+            postgres_server.pause()
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            assert child.stdout.readline().strip() == "done"
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=30)
+        finally:
+            postgres_server.resume()
+            if child.poll() is None:
+                child.kill()
+            for pipe in (child.stdin, child.stdout):
+                if pipe is not None:
+                    pipe.close()
+            child.wait(timeout=30)
+        assert _count_runs(postgres_database)[0] == 1
+        heir = Umlaut(postgres_database, artifacts, delivery="spooled", spool_path=spool)
+        assert heir.flush(timeout=120)
+        assert _count_runs(postgres_database) == (501, 501)
+        refs = {r.reference_id for r in heir.history("killed", limit=1000)}
+        assert refs >= {f"k{i}" for i in range(500)}
+        heir.close()
+
+
+class TestDefaults:
+    """A database server gets spooled delivery by default; history still shows your call."""
+
+    def test_postgres_spools_by_default_and_history_reads_your_writes(
+        self, postgres_database: str, tmp_path: Path
+    ) -> None:
+        umlaut = Umlaut(
+            postgres_database, str(tmp_path / "a"), spool_path=str(tmp_path / "spool.db")
+        )
+        assert umlaut.delivery_mode == "spooled"
+        umlaut.track_model(Threshold(1), "defaults")
+        umlaut.run_model("defaults", {"x": 3}, reference_id="mine")
+        (record,) = umlaut.history("defaults", reference_id="mine")
+        assert record.inputs == {"x": 3}
+        assert umlaut.flush(timeout=30)
+        (stored,) = umlaut.history("defaults", include_pending=False)
+        assert stored.id == record.id and not stored.pending
+        umlaut.close()
+        assert Umlaut(f"sqlite:///{tmp_path / 'x.db'}").delivery_mode == "sync"
