@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from umlaut_core.testing import TrackerSuite
 
 pytest.importorskip("mlflow")
 
-from umlaut_mlflow._tracker import MlflowTracker  # noqa: E402
+from umlaut_mlflow._tracker import MlflowTracker
 
 pytestmark = pytest.mark.mlflow
 

@@ -12,15 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from umlaut_core import Umlaut, get_plugin_manager
 from umlaut_core.exceptions import BackendError, ConfigurationError, StageNotFoundError
 from umlaut_core.testing.models import Echo, Threshold
 
 pytest.importorskip("mlflow")
 
-from umlaut_mlflow._compat import import_mlflow  # noqa: E402
-from umlaut_mlflow._tracker import MlflowTracker  # noqa: E402
-from umlaut_mlflow._uri import parse_uri  # noqa: E402
+from umlaut_mlflow._compat import import_mlflow
+from umlaut_mlflow._tracker import MlflowTracker
+from umlaut_mlflow._uri import parse_uri
 
 pytestmark = pytest.mark.mlflow
 

@@ -19,7 +19,7 @@ def import_mlflow() -> ModuleType:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import mlflow
-        import mlflow.pyfunc  # noqa: F401
+        import mlflow.pyfunc
     # MLflow logs a warning on every pyfunc save about cloudpickled python_models; our
     # wrapper is a stateless, importable class, so the warning is noise.
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)

@@ -42,9 +42,9 @@ def mlflow_errors(
         from mlflow.exceptions import MlflowException
 
         code = error_code(exc)
-        if isinstance(exc, MlflowException) and _means_missing(exc, code):
-            if not_found is not None:
-                raise not_found() from exc
+        missing = isinstance(exc, MlflowException) and _means_missing(exc, code)
+        if missing and not_found is not None:
+            raise not_found() from exc
         if isinstance(exc, MlflowException) or _is_io_error(exc):
             raise BackendError(
                 f"MLflow at {uri} failed while {doing}: {_short(exc)}. Check that the "

@@ -31,7 +31,8 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from importlib.metadata import PackageNotFoundError, version as dist_version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,15 @@ LOCK_PREFIX = "umlaut.lock."
 _RECORD_CHUNK = 200
 _PAGE = 1000
 _INTERNAL_VERSION_TAGS = {
-    K.DIGEST, K.FLAVOR, K.MANIFEST, K.PARAMS, K.METRICS, K.CREATED_AT, K.CREATED_BY,
-    K.ARTIFACT_URI, K.TAGS,
+    K.DIGEST,
+    K.FLAVOR,
+    K.MANIFEST,
+    K.PARAMS,
+    K.METRICS,
+    K.CREATED_AT,
+    K.CREATED_BY,
+    K.ARTIFACT_URI,
+    K.TAGS,
 }
 
 
@@ -154,9 +162,7 @@ class MlflowTracker:
 
     # -- plumbing -----------------------------------------------------------------
 
-    def _errors(
-        self, doing: str, not_found: Callable[[], UmlautError] | None = None
-    ) -> Any:
+    def _errors(self, doing: str, not_found: Callable[[], UmlautError] | None = None) -> Any:
         return mlflow_errors(self._shown, doing, not_found=not_found)
 
     def _experiment_name(self, model: str) -> str:
@@ -221,9 +227,7 @@ class MlflowTracker:
                 return sorted(found, key=lambda mv: int(mv.version))
 
     def _require_model(self, name: str) -> Any:
-        with self._errors(
-            f"reading model {name!r}", not_found=lambda: self._model_missing(name)
-        ):
+        with self._errors(f"reading model {name!r}", not_found=lambda: self._model_missing(name)):
             return self._client.get_registered_model(name)
 
     # -- versions -----------------------------------------------------------------
@@ -254,9 +258,7 @@ class MlflowTracker:
         name = draft.name
         with self._errors(f"registering a version of {name!r}"):
             try:
-                self._client.create_registered_model(
-                    name, description=draft.description or None
-                )
+                self._client.create_registered_model(name, description=draft.description or None)
             except Exception as exc:
                 if error_code(exc) != "RESOURCE_ALREADY_EXISTS":
                     raise
@@ -294,7 +296,7 @@ class MlflowTracker:
             # MLflow asks for type hints on predict (see _pyfunc); nothing to act on.
             warnings.simplefilter("ignore", UserWarning)
             self._mlflow.pyfunc.save_model(
-            str(path),
+                str(path),
                 python_model=UmlautPythonModel(),
                 artifacts={BUNDLE_ARTIFACT: str(bundle_file)},
                 pip_requirements=_requirements(draft.manifest),
@@ -415,7 +417,8 @@ class MlflowTracker:
     def _version_missing(self, name: str, version: int) -> UmlautError:
         self._require_model(name)
         with self._errors(f"listing versions of {name!r}"):
-            return VersionNotFoundError(name, version, [int(v.version) for v in self._versions_of(name)])
+            existing = [int(v.version) for v in self._versions_of(name)]
+        return VersionNotFoundError(name, version, existing)
 
     def _alias_missing(self, name: str, alias: str) -> UmlautError:
         model = self._require_model(name)
@@ -608,9 +611,7 @@ class MlflowTracker:
             flt += f" and tags.`{K.STAGE}` = '{_safe(alias)}'"
         changes = []
         with self._errors(f"reading the promotion ledger of {name!r}"):
-            for run in self._search(
-                [exp_id], flt, order_by=["attributes.start_time ASC"]
-            ):
+            for run in self._search([exp_id], flt, order_by=["attributes.start_time ASC"]):
                 t = run.data.tags
                 changes.append(
                     StageChange(
@@ -741,8 +742,7 @@ class MlflowTracker:
         wanted = {r.id for r in chunk}
         with self._errors("checking for audit runs already written"):
             return {
-                run.data.tags.get(K.ID, "")
-                for run in self._search(exp_ids, flt, order_by=[])
+                run.data.tags.get(K.ID, "") for run in self._search(exp_ids, flt, order_by=[])
             } & wanted
 
     def _undo(self, created: list[tuple[str, str]]) -> None:
@@ -784,9 +784,7 @@ class MlflowTracker:
         out: list[AuditRecord] = []
         page = min(max(query.limit + 1, 50), _PAGE)
         with self._errors("searching audit runs"):
-            for run in self._search(
-                exp_ids, flt, order_by=[f"tags.`{K.ID}` DESC"], page=page
-            ):
+            for run in self._search(exp_ids, flt, order_by=[f"tags.`{K.ID}` DESC"], page=page):
                 t = run.data.tags
                 rid = t.get(K.ID, "")
                 if query.before is not None and rid >= query.before:
@@ -882,8 +880,8 @@ def _audit_tags(r: AuditRecord) -> tuple[dict[str, str], dict[str, str]]:
     if r.error_type is not None:
         tags[K.ERROR_TYPE] = r.error_type[: codec.CHUNK]
     artifacts: dict[str, str] = {}
-    pieces = [(K.INPUTS, r.inputs_json), (K.OUTPUT, r.output_json), (K.ERROR_MESSAGE, r.error_message)]
-    for key, text in pieces:
+    pieces = [(K.INPUTS, r.inputs_json), (K.OUTPUT, r.output_json)]
+    for key, text in [*pieces, (K.ERROR_MESSAGE, r.error_message)]:
         if text is None:
             continue
         spilled = codec.split_text(tags, key, text)
