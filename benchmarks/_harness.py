@@ -16,7 +16,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Row", "Stats", "latency_row", "machine", "measure", "throughput_row"]
+__all__ = [
+    "Row",
+    "Stats",
+    "latency_row",
+    "machine",
+    "measure",
+    "measure_each",
+    "throughput_row",
+]
 
 
 @dataclass(frozen=True)
@@ -143,3 +151,25 @@ def machine() -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
     }
+
+
+def measure_each(
+    fn: Callable[[], Any], *, number: int = 1000, repeat: int = 5, warmup: int = 20
+) -> tuple[Stats, float]:
+    """Time every call: (median over all calls with min/max of round medians, p99)."""
+    for _ in range(warmup):
+        fn()
+    rounds: list[list[float]] = []
+    clock = time.perf_counter
+    for _ in range(repeat):
+        gc.collect()
+        samples = []
+        for _ in range(number):
+            start = clock()
+            fn()
+            samples.append(clock() - start)
+        rounds.append(samples)
+    every = sorted(s for r in rounds for s in r)
+    medians = [statistics.median(r) for r in rounds]
+    p99 = every[min(len(every) - 1, int(0.99 * len(every)))]
+    return Stats(statistics.median(every), min(medians), max(medians), repeat), p99

@@ -1,0 +1,51 @@
+"""A separate process for bench_scale: memory and multi-process scenarios.
+
+``python _scale_worker.py MODE TRACKING_URI ARTIFACT_URI N [MODEL]`` prints one JSON
+line. MODEL (default ``scale``) is a model the parent tracked as version 1.
+
+* ``idle`` — open the store and run the model once: the resident-memory floor.
+* ``batch`` — ``run_batch`` of N inputs streamed from a generator (sync delivery);
+  reports peak RSS (``ru_maxrss``) and the time taken.
+* ``loop`` — warm up, print ``ready``, wait for a line on stdin, then N ``run_model``
+  calls (sync delivery); reports wall-clock start and end.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+
+
+def main() -> None:
+    mode, tracking, artifacts, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    model = sys.argv[5] if len(sys.argv) > 5 else "scale"
+    from umlaut_core import Umlaut
+
+    with Umlaut(tracking, artifacts, delivery="sync") as um:
+        um.run_model(model, {"x": 1, "revenue": 1}, version=1)
+        out: dict[str, float] = {}
+        if mode == "batch":
+            start = time.perf_counter()
+            outputs = um.run_batch(
+                model, ({"x": i, "revenue": i % 10} for i in range(n)), version=1
+            )
+            out["seconds"] = time.perf_counter() - start
+            out["outputs"] = len(outputs)
+            del outputs
+        elif mode == "loop":
+            for _ in range(20):
+                um.run_model(model, {"x": 1}, version=1)
+            print("ready", flush=True)
+            sys.stdin.readline()
+            out["start"] = time.time()
+            for i in range(n):
+                um.run_model(model, {"x": i}, version=1)
+            out["end"] = time.time()
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
