@@ -14,8 +14,10 @@ venv the tests run in), then on ``PATH``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["mlflow_server", "mlflow_sqlite_uri"]
+__all__ = ["MlflowServer", "mlflow_server", "mlflow_sqlite_uri"]
 
 _START_TIMEOUT_S = 60.0
 
@@ -70,49 +72,72 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     _unavailable(f"no answer on {url}/health within {_START_TIMEOUT_S:.0f} s; see {log}")
 
 
+class MlflowServer:
+    """One ``mlflow server`` process over a SQLite store in ``root``.
+
+    ``pause()`` stops the process and ``resume()`` starts it again on the same port
+    with the same store, to simulate an outage.
+    """
+
+    def __init__(self, root: Path) -> None:
+        exe = _mlflow_executable()
+        if exe is None:
+            _unavailable("the `mlflow` command is not installed (pip install mlflow)")
+        assert exe is not None
+        self.exe, self.root = exe, root
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = root / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> MlflowServer:
+        env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+        env.pop("MLFLOW_TRACKING_URI", None)
+        command = [
+            self.exe, "server", "--host", "127.0.0.1", "--port", str(self.port),
+            "--workers", "1", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
+            "--serve-artifacts", "--artifacts-destination", str(self.root / "artifacts"),
+        ]  # fmt: skip
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                command,
+                cwd=self.root,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        _wait_healthy(self.url, self.proc, self.log)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        # The server runs in its own session: stop the whole group (uvicorn children).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
+        self.proc = None
+
+    pause = stop
+
+    def resume(self) -> None:
+        self.start()
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The URL (``http://127.0.0.1:<port>``) of a running ``mlflow server``."""
-    exe = _mlflow_executable()
-    if exe is None:
-        _unavailable("the `mlflow` command is not installed (pip install mlflow)")
-    assert exe is not None
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = root / "server.log"
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    env.pop("MLFLOW_TRACKING_URI", None)
-    command = [
-        exe,
-        "server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--backend-store-uri",
-        f"sqlite:///{root / 'mlflow.db'}",
-        "--serve-artifacts",
-        "--artifacts-destination",
-        str(root / "artifacts"),
-    ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
     try:
-        _wait_healthy(url, proc, log)
-        yield url
+        yield server.start().url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from umlaut_core.testing.models import Threshold
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 OUTAGE_S = float(os.environ.get("UMLAUT_TEST_OUTAGE_S", "60"))
-CALLS = 10_000
+CALLS = int(os.environ.get("UMLAUT_TEST_OUTAGE_CALLS", "10000"))
 
 
 def _count_runs(url: str) -> tuple[int, int]:
@@ -159,3 +159,50 @@ class TestDefaults:
         assert stored.id == record.id and not stored.pending
         umlaut.close()
         assert Umlaut(f"sqlite:///{tmp_path / 'x.db'}").delivery_mode == "sync"
+
+
+class TestMlflowOutage:
+    """The MLflow server goes away for a minute; callers never notice, the trail is whole."""
+
+    pytestmark = [pytest.mark.mlflow]
+
+    def test_calls_keep_returning_and_every_record_arrives_once(self, tmp_path: Path) -> None:
+        pytest.importorskip("umlaut_mlflow", reason="umlaut-mlflow is not installed")
+        from _services.mlflow_server import MlflowServer
+
+        (tmp_path / "server").mkdir()
+        server = MlflowServer(tmp_path / "server").start()
+        try:
+            umlaut = Umlaut(
+                f"mlflow+{server.url}", spool_path=str(tmp_path / "spool.db"), spool_warn_after=5
+            )
+            assert umlaut.delivery_mode == "spooled"
+            umlaut.track_model(Threshold(5), "mlflow-outage", stage="Production")
+            umlaut.run_model("mlflow-outage", {"x": 9}, stage="Production")
+            assert umlaut.flush(timeout=60)
+
+            def outage() -> None:
+                server.pause()
+                time.sleep(OUTAGE_S)
+                server.resume()
+
+            stopper = threading.Thread(target=outage)
+            stopper.start()
+            pace = (OUTAGE_S + 10) / CALLS
+            wrong = 0
+            for i in range(CALLS):
+                out = umlaut.run_model("mlflow-outage", {"x": i % 10}, stage="Production")
+                wrong += out != {"above": i % 10 > 5, "limit": 5}
+                time.sleep(pace)
+            stopper.join()
+            assert wrong == 0
+            assert umlaut.flush(timeout=900), umlaut.pending()
+            records = umlaut.history("mlflow-outage", include_pending=False, limit=10_000)
+            more = umlaut.history(
+                "mlflow-outage", include_pending=False, limit=10_000, before=records[-1].id
+            )
+            ids = [r.id for r in records + more]
+            assert len(ids) == CALLS + 1 == len(set(ids))
+            umlaut.close()
+        finally:
+            server.stop()

@@ -129,7 +129,9 @@ class MlflowTracker:
         self.http_settings = apply_http_limits(overrides)
         caps = {Capability.PERSISTENT, Capability.STORES_BUNDLES}
         if not target.is_sqlite:
-            caps.add(Capability.MULTI_PROCESS)
+            # A tracking server: shared by processes, and audit records are spooled
+            # by default so run_model never waits on it (issue 8).
+            caps |= {Capability.MULTI_PROCESS, Capability.REMOTE}
         self.capabilities: frozenset[Capability] = frozenset(caps)
         self._prefix = experiment_prefix
         self._artifact_base = artifact_location or (
