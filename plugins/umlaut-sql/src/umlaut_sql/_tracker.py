@@ -455,14 +455,15 @@ class SqlTracker:
         reason: str | None,
     ) -> StageChange:
         m, v, a, led = s.models, s.versions, s.aliases, s.ledger
-        changed_at = utcnow()
-        when = fmt_time(changed_at)
         with self._write(f"moving alias {alias!r} of {name!r}") as conn:
             # Locks the model row so concurrent moves of its aliases are serialised
             # and each ledger entry's from_version is the one it replaced.
             exists = conn.execute(
                 sa.select(m.c.latest_version).where(m.c.name == name).with_for_update()
             ).scalar()
+            # Stamped under the lock, so ledger order (id) is also changed_at order.
+            changed_at = utcnow()
+            when = fmt_time(changed_at)
             found = conn.execute(
                 sa.select(v.c.version).where(v.c.name == name, v.c.version == version)
             ).scalar()
@@ -471,6 +472,10 @@ class SqlTracker:
             previous = conn.execute(
                 sa.select(a.c.version).where(a.c.model_name == name, a.c.alias == alias)
             ).scalar()
+            if previous == version:
+                # Already there (another writer won a race to the same target): the
+                # ledger records moves, not repeated requests.
+                return StageChange(name, alias, version, version, changed_at, changed_by, reason)
             stmt = self._insert(a).values(
                 model_name=name, alias=alias, version=version, updated_at=when
             )
