@@ -277,3 +277,16 @@ def workers(tmp_path: Path) -> Iterator[Any]:
     yield start
     for w in started:
         w.kill_all()
+
+
+@pytest.fixture
+def pg_backend(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    umlaut_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Backend]:
+    """PostgreSQL + S3 only (tests about the database server itself)."""
+    b = make_postgres(request, tmp_path, umlaut_home, monkeypatch)
+    yield b
+    b.dispose()
