@@ -48,6 +48,7 @@ class Backend:
     env: dict[str, str]
     artifact_options: dict[str, Any] = field(default_factory=dict)
     s3: Any = None  # raw boto3 client (postgres backend)
+    server: Any = None  # the PostgresServer (postgres backend)
     bucket: str = ""
     _engine: Any = None
 
@@ -135,6 +136,12 @@ class Backend:
         """Row counts, registered digests and stored objects: what must not change."""
         return (self.counts(), self.digests(), self.objects())
 
+    def other_database(self, tmp: Path) -> str:
+        """The URL of another, empty database of the same kind."""
+        if self.server is not None:
+            return str(self.server.create_database())
+        return f"sqlite:///{tmp / f'other-{uuid.uuid4().hex[:8]}.db'}"
+
     def dispose(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
@@ -194,6 +201,7 @@ def make_postgres(
         env={"UMLAUT_HOME": str(home), **aws},
         s3=client,
         bucket=bucket,
+        server=server,
     )
 
 
