@@ -95,8 +95,19 @@ def check_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
         raise InvalidNameError(f"tags must be a mapping, not {type(tags).__name__}")
     out: dict[str, str] = {}
     for key, value in tags.items():
-        if not isinstance(key, str) or not key or check_reference_id(key) is None:
-            raise InvalidNameError(f"tag key {key!r} must be a non-empty string")
+        if (
+            not isinstance(key, str)
+            or not key
+            or len(key) > MAX_NAME_LENGTH
+            or _control(key) is not None
+        ):
+            shown = (
+                repr(key) if not isinstance(key, str) or len(key) <= 60 else repr(key[:60]) + "…"
+            )
+            raise InvalidNameError(
+                f"tag key {shown} must be a non-empty string of at most "
+                f"{MAX_NAME_LENGTH} printable characters"
+            )
         text = value if isinstance(value, str) else str(value)
         if len(text) > MAX_TAG_LENGTH or "\x00" in text:
             raise InvalidNameError(
