@@ -29,7 +29,6 @@ KNOWN_SCHEMES = {
     "sqlite": "umlaut-sql",
     "postgresql": "umlaut-sql",
     "postgres": "umlaut-sql",
-    "mysql": "umlaut-sql",
     "mlflow": "umlaut-mlflow",
     "s3": "umlaut-s3",
 }
