@@ -19,7 +19,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,27 @@ class Settings:
     spool_durable: bool = False
     resolve_ttl: float = 0.0
     sources: Mapping[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        # URIs may hold a password and options may hold credentials (S3 keys,
+        # connect_args): a repr ends up in logs and tracebacks, so both are masked.
+        shown = ", ".join(
+            f"{f.name}={_masked(getattr(self, f.name))!r}" for f in fields(self) if f.repr
+        )
+        return f"Settings({shown})"
+
+
+_SECRET_OPTION = re.compile(r"secret|password|passwd|token|key|credential", re.IGNORECASE)
+
+
+def _masked(value: Any) -> Any:
+    from .registry import redact
+
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {k: "***" if _SECRET_OPTION.search(str(k)) else _masked(v) for k, v in value.items()}
+    return value
 
 
 def default_home(environ: Mapping[str, str] | None = None) -> Path:
