@@ -28,7 +28,11 @@ pytestmark = pytest.mark.mlflow
 
 @pytest.fixture
 def server_umlaut(mlflow_server: str) -> Iterator[Umlaut]:
-    with Umlaut(f"mlflow+{mlflow_server}", plugin_manager=get_plugin_manager()) as u:
+    # sync: these tests look in MLflow directly right after a call (the server
+    # default, spooled delivery, is covered in tests/integration).
+    with Umlaut(
+        f"mlflow+{mlflow_server}", plugin_manager=get_plugin_manager(), delivery="sync"
+    ) as u:
         yield u
 
 
