@@ -43,6 +43,8 @@ __all__ = ["MAX_DEPTH", "encode_input", "encode_output", "to_jsonable"]
 MAX_DEPTH = 100
 
 _SCALARS = (str, int, bool, type(None))
+# One encoder for every call: json.dumps with options builds a new one each time.
+_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
 def encode_input(value: Any) -> str:
@@ -58,17 +60,17 @@ def encode_output(value: Any) -> str:
 def _encode(value: Any, error: type[EncodingError], what: str) -> str:
     # Fast paths: plain scalars and flat dicts of them are the common case.
     if type(value) in _SCALARS and type(value) is not str:
-        return "null" if value is None else json.dumps(value)
+        return "null" if value is None else _dumps(value)
     if type(value) is dict and all(
         type(k) is str and (type(v) in _SCALARS or (type(v) is float and math.isfinite(v)))
         for k, v in value.items()
     ):
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text = _dumps(value)
         if text.isascii() or not _has_lone_surrogate(text):
             return text
     try:
         plain = to_jsonable(value)
-        return json.dumps(plain, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return _dumps(plain)
     except _Refused as exc:
         raise error(f"the {what} cannot be stored as JSON: {exc}") from None
     except (TypeError, ValueError, RecursionError) as exc:  # pragma: no cover - safety net

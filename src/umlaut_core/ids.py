@@ -6,18 +6,17 @@ start time; they double as idempotency keys when a record is delivered twice.
 
 from __future__ import annotations
 
-import base64
 import os
 import threading
 import time
 
 __all__ = ["new_run_id"]
 
-# base64's RFC 4648 alphabet is not in ASCII order; Crockford's is, so translating
-# keeps byte order = string order (ids sort by time).
-_TO_CROCKFORD = bytes.maketrans(
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-)
+# Crockford's base32 alphabet is in ASCII order, so string order = numeric order.
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# Two characters per 10-bit chunk: 13 table lookups per id, the cheapest encoding
+# available without C (base64.b32encode is a Python loop over every byte).
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
 _lock = threading.Lock()
 _last_ms = -1
 _last_rand = 0
@@ -34,8 +33,9 @@ def new_run_id() -> str:
         else:
             _last_rand = int.from_bytes(os.urandom(10), "big") >> 1  # room to increment
         _last_ms = ms
-        raw = ((ms << 80) | _last_rand).to_bytes(16, "big")
-    return base64.b32encode(raw)[:26].translate(_TO_CROCKFORD).decode()
+        value = (ms << 80) | _last_rand
+    pairs = _PAIRS
+    return "".join([pairs[(value >> shift) & 1023] for shift in range(120, -1, -10)])
 
 
 def _reset_after_fork() -> None:
