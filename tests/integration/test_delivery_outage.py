@@ -161,10 +161,9 @@ class TestDefaults:
         assert Umlaut(f"sqlite:///{tmp_path / 'x.db'}").delivery_mode == "sync"
 
 
+@pytest.mark.mlflow
 class TestMlflowOutage:
     """The MLflow server goes away for a minute; callers never notice, the trail is whole."""
-
-    pytestmark = [pytest.mark.mlflow]
 
     def test_calls_keep_returning_and_every_record_arrives_once(self, tmp_path: Path) -> None:
         pytest.importorskip("umlaut_mlflow", reason="umlaut-mlflow is not installed")
