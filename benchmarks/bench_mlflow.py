@@ -128,21 +128,36 @@ def run(quick: bool) -> list[Row]:
             )
     rows.append(
         latency_row(
-            "run_model, version pinned", "mlflow server", pinned, base,
-            "raw MlflowClient create_run+terminate", unit="ms/call",
-            requests_per_call=pinned_req, baseline_requests=base_req,
+            "run_model, version pinned",
+            "mlflow server",
+            pinned,
+            base,
+            "raw MlflowClient create_run+terminate",
+            unit="ms/call",
+            requests_per_call=pinned_req,
+            baseline_requests=base_req,
         )
     )
     rows.append(
         latency_row(
-            "run_model, by alias", "mlflow server", alias, base,
-            "raw MlflowClient create_run+terminate", unit="ms/call",
-            requests_per_call=alias_req, baseline_requests=base_req,
+            "run_model, by alias",
+            "mlflow server",
+            alias,
+            base,
+            "raw MlflowClient create_run+terminate",
+            unit="ms/call",
+            requests_per_call=alias_req,
+            baseline_requests=base_req,
         )
     )
     rows.append(
         latency_row(
-            "track_model (new version)", "mlflow server", track, None, "", unit="ms/call",
+            "track_model (new version)",
+            "mlflow server",
+            track,
+            None,
+            "",
+            unit="ms/call",
             requests_per_call=track_req,
         )
     )

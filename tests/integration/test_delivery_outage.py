@@ -112,7 +112,9 @@ class TestKilledProcess:
         setup.track_model(Threshold(5), "killed", stage="Production")
         child = subprocess.Popen(
             [sys.executable, "-c", _CHILD, json.dumps([postgres_database, artifacts, spool])],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         try:
             assert child.stdout is not None and child.stdin is not None

@@ -129,7 +129,7 @@ class TestProfile:
             textwrap.dedent(
                 f"""
                 [tool.umlaut.profiles.team]
-                tracking_uri = "sqlite:///{tmp_path / 'team.db'}"
+                tracking_uri = "sqlite:///{tmp_path / "team.db"}"
                 artifact_uri = "s3://{bucket}/team"
 
                 [tool.umlaut.profiles.team.artifact_options]
@@ -194,9 +194,7 @@ class TestPostgresAndS3:
 class TestReadme:
     """The README's quick-start runs as written (bucket and endpoint from the environment)."""
 
-    def test_quick_start(
-        self, server_bucket: tuple[str, str, Any], tmp_path: Path
-    ) -> None:
+    def test_quick_start(self, server_bucket: tuple[str, str, Any], tmp_path: Path) -> None:
         endpoint, _, client = server_bucket
         client.create_bucket(Bucket="my-bucket")
         readme = (Path(__file__).parents[1] / "README.md").read_text()

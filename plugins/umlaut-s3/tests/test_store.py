@@ -233,9 +233,7 @@ class TestIntegrity:
             store.get(uri)
 
     @pytest.mark.parametrize("keep_metadata", [True, False])
-    def test_run_model_refuses_a_tampered_bundle(
-        self, mocked_s3: Any, keep_metadata: bool
-    ) -> None:
+    def test_run_model_refuses_a_tampered_bundle(self, mocked_s3: Any, keep_metadata: bool) -> None:
         store = S3ArtifactStore("s3://umlaut-test/runs")
         tracker = MemoryTracker()
         ml = Umlaut(tracker=tracker, artifact_store=store)

@@ -33,9 +33,15 @@ _WORKER = textwrap.dedent(
 def _race(url: str, artifacts: Path, name: str, go: Path, workers: int, count: int) -> list[str]:
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _WORKER,
-             json.dumps([url, str(artifacts), name, w * 1000, count, str(go)])],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-c",
+                _WORKER,
+                json.dumps([url, str(artifacts), name, w * 1000, count, str(go)]),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for w in range(workers)
     ]

@@ -240,8 +240,9 @@ class TestReadmeQueries:
         any_tracker.record_runs(
             [
                 _record(1, reference_id="order-1042"),
-                _record(2, status="error", output_json=None, error_type="TypeError",
-                        error_message="bad"),
+                _record(
+                    2, status="error", output_json=None, error_type="TypeError", error_message="bad"
+                ),
                 _record(3, reference_id="order-1042"),
             ]
         )
