@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import threading
 import time
 from collections import OrderedDict
@@ -14,21 +13,20 @@ from typing import Any, Literal
 import pluggy
 
 from . import naming
+from ._arguments import as_utc, check_metrics, check_params, version_number
 from ._buffer import RecordBuffer
+from ._calls import call_model, encode_item, selector_text
 from ._manager import get_plugin_manager
 from .clock import current_user, utcnow
-from .config import Settings, default_home, resolve_settings
+from .config import Settings, resolve_settings
 from .delivery import Delivery
-from .encoding import encode_input, encode_output, to_jsonable
+from .encoding import encode_input
 from .exceptions import (
     BackendError,
     ConfigurationError,
-    EncodingError,
     InvalidNameError,
-    OutputEncodingError,
     StageNotFoundError,
 )
-from .ids import new_run_id
 from .keys import bundle_key
 from .packer import LoadedModel, pack, unpack
 from .protocols import ArtifactStore, Capability, Tracker
@@ -100,7 +98,7 @@ class Umlaut:
         self._lock = threading.Lock()
         self._names: set[str] = set()
         self._observed = any(getattr(self._pm.hook, h).get_hookimpls() for h in _HOOKS)
-        self._delivery = self._open_delivery()
+        self._delivery = Delivery.from_settings(self._tracker, self.settings)
 
     def _open_store(
         self, given: ArtifactStore | None, reg: Callable[[], BackendRegistry]
@@ -144,27 +142,6 @@ class Umlaut:
         the tracker's connections."""
         self._delivery.close()
         self._tracker.close()
-
-    def _open_delivery(self) -> Delivery:
-        s = self.settings
-        mode = s.delivery or (
-            "spooled" if Capability.REMOTE in self._tracker.capabilities else "sync"
-        )
-        spool_path = s.spool_path
-        if mode == "spooled" and spool_path is None:
-            # One spool per tracker URI, so two registries never mix their records.
-            tag = hashlib.sha256(self._tracker.uri.encode()).hexdigest()[:12]
-            spool_path = str(default_home() / "spool" / f"audit-{tag}.db")
-        return Delivery(
-            self._tracker,
-            mode,  # type: ignore[arg-type]
-            spool_path=spool_path,
-            spool_limit=s.spool_limit,
-            spool_full=s.spool_full,
-            warn_after_s=s.spool_warn_after,
-            exit_flush_timeout_s=s.exit_flush_timeout,
-            durable=s.spool_durable,
-        )
 
     @property
     def delivery_mode(self) -> str:
@@ -219,7 +196,7 @@ class Umlaut:
         clean_tags = naming.check_tags(tags)
         if run_name is not None:
             clean_tags["umlaut.run_name"] = str(run_name)
-        clean_params, clean_metrics = _check_params(params), _check_metrics(metrics)
+        clean_params, clean_metrics = check_params(params), check_metrics(metrics)
         self._pm.hook.umlaut_before_track(model_name=name, model=model)
         try:
             bundle = pack(
@@ -268,7 +245,7 @@ class Umlaut:
         """
         name = self._name(model_name)
         alias = naming.check_alias(stage)
-        number = _version_number(version)
+        number = version_number(version)
         self._tracker.get_version(name, version=number)
         return self._move_alias(name, alias, number, reason)
 
@@ -328,9 +305,9 @@ class Umlaut:
             raise ConfigurationError(f"limit must be an integer from 1 to 10000, not {limit!r}")
         query = RunQuery(
             model_name=self._name(model_name) if model_name is not None else None,
-            version=_version_number(version) if version is not None else None,
-            since=_aware(since),
-            until=_aware(until),
+            version=version_number(version) if version is not None else None,
+            since=as_utc(since),
+            until=as_utc(until),
             status=status,
             reference_id=naming.check_reference_id(reference_id),
             limit=limit,
@@ -352,7 +329,7 @@ class Umlaut:
 
     def _resolve(self, name: str, version: int | None, stage: str | None) -> ModelVersion:
         if version is not None:
-            number = _version_number(version)
+            number = version_number(version)
             pinned = self._pinned.get((name, number))
             if pinned is None:
                 # Versions are immutable, so a pinned lookup can be kept for good.
@@ -431,10 +408,10 @@ class Umlaut:
         inputs_json = encode_input(input_config)
         mv = self._resolve(name, version, stage)
         loaded = self._load(mv)
-        selector = _selector(version, stage)
+        selector = selector_text(version, stage)
         if self._observed:
             self._pm.hook.umlaut_before_run(version=mv, inputs=input_config)
-        record, output, error = _call(
+        record, output, error = call_model(
             loaded.run, mv, selector, input_config, inputs_json, ref, clean_tags, result_keys
         )
         self._delivery.deliver((record,))
@@ -478,12 +455,12 @@ class Umlaut:
                 raise ConfigurationError(
                     f"reference_ids has {len(ref_list)} entries for {len(inputs)} inputs"
                 )
-            items = [(item, _encode_item(item, i)) for i, item in enumerate(inputs)]
+            items = [(item, encode_item(item, i)) for i, item in enumerate(inputs)]
         else:
-            items = ((item, _encode_item(item, i)) for i, item in enumerate(inputs))
+            items = ((item, encode_item(item, i)) for i, item in enumerate(inputs))
         mv = self._resolve(name, version, stage)
         loaded = self._load(mv)
-        selector = _selector(version, stage)
+        selector = selector_text(version, stage)
         outputs: list[Any] = []
         first_error: BaseException | None = None
         with RecordBuffer() as buffer:
@@ -491,7 +468,7 @@ class Umlaut:
                 ref = next(refs, None) if refs is not None else None
                 if self._observed:
                     self._pm.hook.umlaut_before_run(version=mv, inputs=item)
-                record, output, error = _call(
+                record, output, error = call_model(
                     loaded.run, mv, selector, item, inputs_json, ref, clean_tags, None
                 )
                 buffer.append(record)
@@ -517,120 +494,3 @@ class Umlaut:
             self._pm.hook.umlaut_on_run_error(
                 record=record, error=error or RuntimeError(record.error)
             )
-
-
-def _call(
-    run: Callable[[Any], Any],
-    mv: ModelVersion,
-    selector: str,
-    item: Any,
-    inputs_json: str,
-    reference_id: str | None,
-    tags: Mapping[str, str],
-    result_keys: Sequence[str] | None,
-) -> tuple[AuditRecord, Any, BaseException | None]:
-    """Run the model once and build its audit record; never raises the model's error."""
-    run_id = new_run_id()
-    started = utcnow()
-    t0 = time.perf_counter()
-    output: Any = None
-    error: BaseException | None = None
-    output_json: str | None = None
-    try:
-        output = run(item)
-        if result_keys is not None and isinstance(output, Mapping):
-            output = {k: output[k] for k in result_keys if k in output}
-        output_json = encode_output(output)
-    except OutputEncodingError as exc:
-        error = exc
-    except BaseException as exc:  # the model's own error: recorded, then re-raised
-        error = exc
-    duration_ms = (time.perf_counter() - t0) * 1000.0
-    record = AuditRecord(
-        id=run_id,
-        model_name=mv.name,
-        version=mv.version,
-        selector=selector,
-        inputs_json=inputs_json,
-        output_json=output_json if error is None else None,
-        status="ok" if error is None else "error",
-        started_at=started,
-        duration_ms=duration_ms,
-        reference_id=reference_id,
-        error_type=None if error is None else _error_type(error),
-        error_message=None if error is None else _error_message(error),
-        tags=tags,
-    )
-    return record, output, error
-
-
-def _error_type(exc: BaseException) -> str:
-    kind = type(exc)
-    return (
-        kind.__qualname__
-        if kind.__module__ == "builtins"
-        else f"{kind.__module__}.{kind.__qualname__}"
-    )
-
-
-def _error_message(exc: BaseException) -> str:
-    text = str(exc)
-    return text if len(text) <= 10_000 else text[:10_000] + "… (truncated)"
-
-
-def _encode_item(item: Any, index: int) -> str:
-    try:
-        return encode_input(item)
-    except EncodingError as exc:
-        raise type(exc)(f"batch item {index}: {exc}") from None
-
-
-def _selector(version: int | None, stage: str | None) -> str:
-    if version is not None:
-        return f"version={version}"
-    if stage is not None:
-        return f"stage={stage}"
-    return "latest"
-
-
-def _version_number(version: Any) -> int:
-    if isinstance(version, bool) or not isinstance(version, (int, str)):
-        raise InvalidNameError(f"version must be a positive integer, not {version!r}")
-    try:
-        number = int(version)
-    except ValueError:
-        raise InvalidNameError(f"version must be a positive integer, not {version!r}") from None
-    if number < 1:
-        raise InvalidNameError(f"version must be a positive integer, not {version!r}")
-    return number
-
-
-def _aware(moment: dt.datetime | None) -> dt.datetime | None:
-    if moment is None:
-        return None
-    if not isinstance(moment, dt.datetime):
-        raise ConfigurationError(f"expected a datetime, not {type(moment).__name__}")
-    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
-
-
-def _check_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
-    if not params:
-        return {}
-    try:
-        plain = to_jsonable(dict(params))
-    except Exception as exc:
-        raise EncodingError(f"params cannot be stored as JSON: {exc}") from None
-    return dict(plain)
-
-
-def _check_metrics(metrics: Mapping[str, float] | None) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for key, value in (metrics or {}).items():
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise EncodingError(f"metric {key!r} must be a number, not {value!r}") from None
-        if number != number or number in (float("inf"), float("-inf")):
-            raise EncodingError(f"metric {key!r} must be finite, not {value!r}")
-        out[str(key)] = number
-    return out

@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import datetime as dt
+import hashlib
 import logging
 import os
 import threading
@@ -28,8 +29,9 @@ import weakref
 from collections.abc import Iterable, Sized
 from typing import Literal
 
+from .config import Settings, default_home
 from .exceptions import UmlautError
-from .protocols import Tracker
+from .protocols import Capability, Tracker
 from .records import AuditRecord
 from .registry import redact
 from .spool import Spool, SpoolStatus
@@ -76,6 +78,28 @@ class Delivery:
             _live.add(self)
             if self.spool.status().depth:
                 self._ensure_thread()  # a previous process left records: ship them
+
+    @classmethod
+    def from_settings(cls, tracker: Tracker, settings: Settings) -> Delivery:
+        """The mode the settings ask for, else spooled for REMOTE trackers, else sync."""
+        mode = settings.delivery or (
+            "spooled" if Capability.REMOTE in tracker.capabilities else "sync"
+        )
+        spool_path = settings.spool_path
+        if mode == "spooled" and spool_path is None:
+            # One spool per tracker URI, so two registries never mix their records.
+            tag = hashlib.sha256(tracker.uri.encode()).hexdigest()[:12]
+            spool_path = str(default_home() / "spool" / f"audit-{tag}.db")
+        return cls(
+            tracker,
+            mode,  # type: ignore[arg-type]
+            spool_path=spool_path,
+            spool_limit=settings.spool_limit,
+            spool_full=settings.spool_full,
+            warn_after_s=settings.spool_warn_after,
+            exit_flush_timeout_s=settings.exit_flush_timeout,
+            durable=settings.spool_durable,
+        )
 
     # -- the hot path ------------------------------------------------------------------
 
