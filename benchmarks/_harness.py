@@ -19,6 +19,7 @@ from typing import Any
 __all__ = [
     "Row",
     "Stats",
+    "faster_row",
     "latency_row",
     "machine",
     "measure",
@@ -173,3 +174,27 @@ def measure_each(
     medians = [statistics.median(r) for r in rounds]
     p99 = every[min(len(every) - 1, int(0.99 * len(every)))]
     return Stats(statistics.median(every), min(medians), max(medians), repeat), p99
+
+
+def faster_row(
+    scenario: str,
+    backend: str,
+    ours: Stats,
+    base: Stats,
+    baseline: str,
+    *,
+    min_speedup: float,
+    unit: str = "ms/call",
+    **extra: Any,
+) -> Row:
+    """A latency row whose target is a speed-up: met when base/ours ≥ ``min_speedup``.
+
+    ``ratio`` keeps the table's meaning (our median / baseline median); the speed-up
+    is in ``extra["speedup"]``.
+    """
+    row = latency_row(scenario, backend, ours, base, baseline, unit=unit, **extra)
+    speedup = base.median / ours.median
+    row.target = f"≥ {min_speedup:g}× faster than {baseline}"
+    row.met = speedup >= min_speedup
+    row.extra["speedup"] = round(speedup, 1)
+    return row

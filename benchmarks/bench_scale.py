@@ -100,7 +100,8 @@ class _Store:
             import psycopg
 
             with psycopg.connect(self.url.replace("+psycopg", ""), autocommit=True) as conn:
-                with conn.cursor() as cur, cur.copy(f"COPY umlaut_runs ({_COLUMNS}) FROM STDIN") as cp:
+                copy = f"COPY umlaut_runs ({_COLUMNS}) FROM STDIN"
+                with conn.cursor() as cur, cur.copy(copy) as cp:
                     for row in _records(self.stored, upto, total):
                         cp.write_row(row)
                 conn.execute("ANALYZE umlaut_runs")
