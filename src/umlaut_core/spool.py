@@ -149,7 +149,11 @@ class Spool:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 if limit:
-                    depth = conn.execute("SELECT count(*) FROM spool").fetchone()[0]
+                    # The seq span is an index lookup (count(*) would scan a spool
+                    # grown large in an outage); holes only make it overestimate.
+                    depth = conn.execute(
+                        "SELECT coalesce(max(seq) - min(seq) + 1, 0) FROM spool"
+                    ).fetchone()[0]
                     over = depth + count - limit
                     if over > 0:
                         if policy == "drop_oldest":
