@@ -10,7 +10,7 @@
   a page half-way back), by time range, by model + time range, by reference id.
   Target on SQLite: ≤ 50 ms per page.
 * ``run_batch`` of 1,000,000 inputs from a generator in a fresh process, peak RSS
-  (``ru_maxrss``) against a process that opened the store and ran once. Target:
+  (``VmHWM`` from /proc) against a process that opened the store and ran once. Target:
   < 300 MB. Two models: one returning a small dict, one returning a bool, because
   ``run_batch`` returns the list of outputs and that list alone is most of the peak.
 * Throughput of 1, 2 and 4 processes calling ``run_model`` on one store at once.

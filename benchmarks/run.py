@@ -3,6 +3,7 @@
     python benchmarks/run.py            # full run (minutes)
     python benchmarks/run.py --quick    # CI smoke mode: fewer rounds, same scenarios
     python benchmarks/run.py --only core,sql
+    python benchmarks/run.py --only scale --merge   # re-run some, keep the others' rows
 
 A module whose backend is not installed here is reported as skipped, with why.
 """
@@ -142,8 +143,8 @@ def chart(rows: list[dict[str, Any]], path: Path) -> bool:
     ]
     groups = [[r for r in rows if r["metric"] in metrics] for _, metrics in panels]
     backends = sorted({r["backend"] for r in rows})
-    colours = plt.get_cmap("tab10")
-    colour = {b: colours(i % 10) for i, b in enumerate(backends)}
+    colours = plt.get_cmap("tab20")  # more than ten backends: tab10 would repeat colours
+    colour = {b: colours(i % 20) for i, b in enumerate(backends)}
     heights = [max(2.0, 0.24 * len(g) + 1.0) for g in groups]
     fig, axes = plt.subplots(
         len(panels), 1, figsize=(13, sum(heights) + 1.5),
@@ -184,6 +185,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default="")
     parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --only: replace those modules' rows in the existing results, keep the rest",
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
     import _servers
@@ -217,7 +223,7 @@ def main() -> int:
                 skipped[f"{name}: {row.scenario} [{row.backend}]"] = row.extra["skipped"]
                 print(f"   skipped {row.scenario}: {row.extra['skipped']}")
                 continue
-            rows.append(row.as_dict())
+            rows.append({**row.as_dict(), "module": name})
             print(
                 f"   {row.scenario} [{row.backend}]: {fmt(row.median)} {row.metric} "
                 f"(min {fmt(row.min)}, max {fmt(row.max)})"
@@ -226,6 +232,23 @@ def main() -> int:
             )
     _servers.stop_all()
     RESULTS.mkdir(exist_ok=True)
+    suffix = "-quick" if args.quick else ""
+    previous = RESULTS / f"latest{suffix}.json"
+    merged_from = None
+    if args.merge and wanted and previous.exists():
+        old = json.loads(previous.read_text())
+        fresh = {(r["scenario"], r["backend"]) for r in rows}
+        # Rows written before rows named their module are matched by scenario+backend.
+        kept = [
+            r for r in old["rows"]
+            if r.get("module") not in wanted and (r["scenario"], r["backend"]) not in fresh
+        ]  # fmt: skip
+        rows = kept + rows
+        merged_from = old["when"]
+        skipped = {
+            **{k: v for k, v in old["skipped"].items() if k.split(":")[0] not in wanted},
+            **skipped,
+        }
     result = {
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
@@ -234,7 +257,8 @@ def main() -> int:
         "rows": rows,
         "skipped": skipped,
     }
-    suffix = "-quick" if args.quick else ""
+    if merged_from:  # say which rows are older
+        result["merged"] = f"{sorted(wanted)} re-run; other rows from the run of {merged_from}"
     (RESULTS / f"latest{suffix}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
     md = "### Targets\n\n" + targets(rows) + "\n\n### All rows\n\n" + table(rows)
     info = result["machine"]
