@@ -245,6 +245,7 @@ def main() -> int:
         ]  # fmt: skip
         rows = kept + rows
         merged_from = old["when"]
+        extra_versions = {**old.get("versions", {}), **extra_versions}
         skipped = {
             **{k: v for k, v in old["skipped"].items() if k.split(":")[0] not in wanted},
             **skipped,
