@@ -4,7 +4,8 @@
 line. MODEL (default ``scale``) is a model the parent tracked as version 1.
 
 * ``idle`` — open the store and run the model once: the resident-memory floor.
-* ``batch`` — ``run_batch`` of N inputs streamed from a generator (sync delivery);
+* ``batch`` / ``stream`` — ``run_batch`` of N inputs from a generator (sync delivery),
+  returning the outputs / with ``return_outputs=False``;
   reports peak RSS (``VmHWM``) and the time taken.
 * ``loop`` — warm up, print ``ready``, wait for a line on stdin, then N ``run_model``
   calls (sync delivery); reports wall-clock start and end.
@@ -43,14 +44,16 @@ def main() -> None:
     with Umlaut(tracking, artifacts, delivery="sync") as um:
         um.run_model(model, {"x": 1, "revenue": 1}, version=1)
         out: dict[str, float] = {}
-        if mode == "batch":
+        if mode in ("batch", "stream"):
             start = time.perf_counter()
-            outputs = um.run_batch(
-                model, ({"x": i, "revenue": i % 10} for i in range(n)), version=1
-            )
+            inputs = ({"x": i, "revenue": i % 10} for i in range(n))
+            if mode == "stream":  # outputs only in the audit records
+                out["outputs"] = um.run_batch(model, inputs, version=1, return_outputs=False)
+            else:
+                outputs = um.run_batch(model, inputs, version=1)
+                out["outputs"] = len(outputs)
+                del outputs
             out["seconds"] = time.perf_counter() - start
-            out["outputs"] = len(outputs)
-            del outputs
         elif mode == "loop":
             for _ in range(20):
                 um.run_model(model, {"x": 1}, version=1)

@@ -8,7 +8,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import pluggy
 
@@ -421,6 +421,34 @@ class Umlaut:
             raise error
         return output
 
+    @overload
+    def run_batch(
+        self,
+        model_name: str,
+        inputs: Iterable[Any],
+        *,
+        stage: str | None = ...,
+        version: int | None = ...,
+        reference_ids: Sequence[str | None] | None = ...,
+        tags: Mapping[str, Any] | None = ...,
+        on_error: OnError = ...,
+        return_outputs: Literal[True] = ...,
+    ) -> list[Any]: ...
+
+    @overload
+    def run_batch(
+        self,
+        model_name: str,
+        inputs: Iterable[Any],
+        *,
+        stage: str | None = ...,
+        version: int | None = ...,
+        reference_ids: Sequence[str | None] | None = ...,
+        tags: Mapping[str, Any] | None = ...,
+        on_error: OnError = ...,
+        return_outputs: Literal[False],
+    ) -> int: ...
+
     def run_batch(
         self,
         model_name: str,
@@ -431,7 +459,8 @@ class Umlaut:
         reference_ids: Sequence[str | None] | None = None,
         tags: Mapping[str, Any] | None = None,
         on_error: OnError = "raise",
-    ) -> list[Any]:
+        return_outputs: bool = True,
+    ) -> list[Any] | int:
         """Run one version on many inputs; all audit records go in one transaction.
 
         The selector is resolved once, so every item runs the same version. Inputs
@@ -439,7 +468,10 @@ class Umlaut:
         ``on_error="raise"`` the batch stops at the first model error, the records so
         far (that one included) are written and the error is raised; with
         ``"continue"`` every input runs and a failed item's place in the returned list
-        holds its exception.
+        holds its exception. For batches streamed from a generator, pass
+        ``return_outputs=False``: the outputs are then only in the audit records and
+        the call returns how many items ran, so memory stays bounded however long the
+        stream.
         """
         if on_error not in ("raise", "continue"):
             raise ConfigurationError(f"on_error must be 'raise' or 'continue', not {on_error!r}")
@@ -473,11 +505,12 @@ class Umlaut:
                 )
                 buffer.append(record)
                 if error is not None:
-                    outputs.append(error)
+                    if return_outputs:
+                        outputs.append(error)
                     if on_error == "raise":
                         first_error = error
                         break
-                else:
+                elif return_outputs:
                     outputs.append(output)
             self._delivery.deliver(buffer)
             if self._observed:
@@ -485,7 +518,7 @@ class Umlaut:
                     self._notify(record, None)
         if first_error is not None:
             raise first_error
-        return outputs
+        return outputs if return_outputs else len(buffer)
 
     def _notify(self, record: AuditRecord, error: BaseException | None) -> None:
         if record.status == "ok":

@@ -6,11 +6,12 @@ start time; they double as idempotency keys when a record is delivered twice.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import threading
 import time
 
-__all__ = ["new_run_id"]
+__all__ = ["encode_id", "id_floor", "new_run_id"]
 
 # Crockford's base32 alphabet is in ASCII order, so string order = numeric order.
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -33,9 +34,8 @@ def new_run_id() -> str:
         else:
             _last_rand = int.from_bytes(os.urandom(10), "big") >> 1  # room to increment
         _last_ms = ms
-        value = (ms << 80) | _last_rand
-    pairs = _PAIRS
-    return "".join([pairs[(value >> shift) & 1023] for shift in range(120, -1, -10)])
+        rand = _last_rand
+    return encode_id(ms, rand)
 
 
 def _reset_after_fork() -> None:
@@ -46,3 +46,18 @@ def _reset_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def encode_id(ms: int, rand: int) -> str:
+    """The id for a millisecond timestamp and 80 random bits (for tools that write
+    records, e.g. a migration keeping original times)."""
+    value = (ms << 80) | (rand & ((1 << 80) - 1))
+    pairs = _PAIRS
+    return "".join([pairs[(value >> shift) & 1023] for shift in range(120, -1, -10)])
+
+
+def id_floor(moment: dt.datetime) -> str:
+    """The smallest id that can be made at ``moment``: ids sort by their time part, so
+    ``id >= id_floor(t)`` selects records made at or after ``t`` through the primary key.
+    """
+    return encode_id(int(moment.timestamp() * 1000), 0)

@@ -98,7 +98,10 @@ class StageChange:
 class AuditRecord:
     """One call of a model: what went in, what came out, which version, how long.
 
-    ``id`` sorts by creation time, so ordering by id is ordering by start.
+    ``id`` (from :func:`umlaut_core.ids.new_run_id`) carries the millisecond it was
+    made, just before ``started_at``: ordering by id is ordering by start, and stores
+    may turn a time window into an id range. Tools writing records with their own
+    times make ids with :func:`umlaut_core.ids.encode_id`.
     ``selector`` says how the version was chosen: ``version=3``, ``stage=Production``
     or ``latest``.
     """

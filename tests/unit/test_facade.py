@@ -50,3 +50,24 @@ class TestOriginalApi:
 
         tracker = MemoryTracker("memory://user:hunter2@somewhere/x")
         assert "hunter2" not in repr(Umlaut(tracker=tracker))
+
+
+class TestStreamingBatch:
+    """A generator batch with return_outputs=False keeps only the records."""
+
+    def test_returns_the_count_and_records_everything(self) -> None:
+        from umlaut_core._buffer import RecordBuffer
+
+        umlaut = Umlaut("memory:")
+        umlaut.track_model(Threshold(10), "stream")
+        count = umlaut.run_batch("stream", ({"x": i} for i in range(25)), return_outputs=False)
+        assert count == 25
+        records = umlaut.history("stream", limit=100)
+        assert sorted(r.inputs["x"] for r in records) == list(range(25))
+        assert sum(r.output["above"] for r in records) == 14
+        # The buffer behind it spills to disk and reads back in order.
+        with RecordBuffer(spill_at=4) as buffer:
+            for r in sorted(records, key=lambda r: r.id):
+                buffer.append(r)
+            assert [r.id for r in buffer] == sorted(r.id for r in records)
+            assert len(buffer) == 25

@@ -131,3 +131,18 @@ class TestSpooledDelivery:
         umlaut.track_model(Threshold(1), "m")
         umlaut.run_model("m", {"x": 1})
         assert umlaut.history("m") == []
+
+
+class TestIds:
+    """Audit ids sort by time and carry it, so time windows are id ranges."""
+
+    def test_ids_sort_and_bracket_their_moment(self) -> None:
+        from umlaut_core.ids import encode_id, id_floor
+
+        before = dt.datetime.now(dt.UTC) - dt.timedelta(milliseconds=2)
+        ids = [new_run_id() for _ in range(1000)]
+        after = dt.datetime.now(dt.UTC) + dt.timedelta(milliseconds=2)
+        assert ids == sorted(ids) and len(set(ids)) == 1000
+        assert all(len(i) == 26 for i in ids)
+        assert id_floor(before) <= ids[0] and ids[-1] < id_floor(after)
+        assert encode_id(5, 0) < encode_id(5, 1) < encode_id(6, 0)

@@ -16,6 +16,7 @@ from umlaut_sql import SqlTracker
 
 from umlaut_core import Umlaut
 from umlaut_core.exceptions import BackendError, ConfigurationError
+from umlaut_core.ids import encode_id
 from umlaut_core.records import AuditRecord, RunQuery
 from umlaut_core.testing.models import Threshold
 
@@ -24,7 +25,9 @@ T0 = dt.datetime(2024, 3, 1, 9, 30, tzinfo=dt.UTC)
 
 def _record(i: int, name: str = "m", **extra: Any) -> AuditRecord:
     fields: dict[str, Any] = {
-        "id": f"01HR{i:022d}", "model_name": name, "version": 1, "selector": "latest",
+        # Ids carry their record's time, as the ones run_model makes do.
+        "id": encode_id(int((T0.timestamp() + i) * 1000), i),
+        "model_name": name, "version": 1, "selector": "latest",
         "inputs_json": f'{{"i":{i}}}', "output_json": "true", "status": "ok",
         "started_at": T0 + dt.timedelta(seconds=i), "duration_ms": 0.5,
     }  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from umlaut_core.exceptions import (
     StageNotFoundError,
     VersionNotFoundError,
 )
+from umlaut_core.ids import id_floor
 from umlaut_core.protocols import Capability
 from umlaut_core.records import (
     AuditRecord,
@@ -60,6 +62,8 @@ _DRIVERS = {
 }
 #: pg_advisory_xact_lock key that serialises schema creation/upgrade ("umlaut").
 _SCHEMA_LOCK = 0x756D6C617574
+
+_ID_SLACK = dt.timedelta(minutes=1)
 
 _V = ", ".join(f"v.{c}" for c in VERSION_COLUMNS)
 _HOT_LATEST = (
@@ -589,10 +593,15 @@ class SqlTracker:
             stmt = stmt.where(r.c.status == query.status)
         if query.reference_id is not None:
             stmt = stmt.where(r.c.reference_id == query.reference_id)
+        # Ids sort by the time they were made (just before started_at), so a time
+        # window is also an id range the primary key (or (model_name, id)) can seek;
+        # the minute of slack covers clock steps, started_at keeps the result exact.
         if query.since is not None:
             stmt = stmt.where(r.c.started_at >= fmt_time(query.since))
+            stmt = stmt.where(r.c.id >= id_floor(query.since - _ID_SLACK))
         if query.until is not None:
             stmt = stmt.where(r.c.started_at < fmt_time(query.until))
+            stmt = stmt.where(r.c.id < id_floor(query.until + _ID_SLACK))
         if query.before is not None:
             stmt = stmt.where(r.c.id < query.before)
         stmt = stmt.order_by(r.c.id.desc()).limit(query.limit)
