@@ -1,8 +1,9 @@
 """umlaut-sql against raw drivers on the same file / server, in the same run.
 
 SQLite baselines use a WAL file with ``synchronous=NORMAL`` (what the tracker uses)
-and a table shaped like ``umlaut_runs``: a single-row insert-and-commit, and one
-``executemany`` of 10,000 rows in a transaction. Ours: ``run_model`` of a trivial
+and a table shaped like ``umlaut_runs``, once with only its primary key and once with
+its three history indexes too (like for like): a single-row insert-and-commit, and
+one ``executemany`` of 10,000 rows in a transaction. Ours: ``run_model`` of a trivial
 model with its audit record on the embedded default layout, ``run_batch`` of 10,000
 inputs, ``track_model``, and a fresh process doing ``Umlaut()`` + one ``run_model``
 against a process that only imports sqlalchemy and opens the file. PostgreSQL runs
@@ -66,20 +67,28 @@ def _sqlite(quick: bool, folder: Path) -> list[Row]:
     raw.execute("PRAGMA journal_mode=WAL")
     raw.execute("PRAGMA synchronous=NORMAL")
     raw.execute(f"CREATE TABLE raw_runs ({_COLUMNS})")
+    # Like for like: the same table with the three history indexes umlaut_runs has.
+    raw.execute(f"CREATE TABLE raw_runs_indexed ({_COLUMNS})")
+    for cols in ("model_name, id", "reference_id", "started_at"):
+        raw.execute(f"CREATE INDEX ix_{cols.split(',')[0]} ON raw_runs_indexed ({cols})")
     ids = _ids()
 
-    def raw_one() -> None:
+    def raw_one(table: str = "raw_runs") -> None:
         raw.execute("BEGIN")
-        raw.execute(_INSERT, (next(ids), *_ROW))
+        raw.execute(_INSERT.replace("raw_runs", table), (next(ids), *_ROW))
         raw.execute("COMMIT")
 
-    def raw_many() -> None:
+    def raw_many(table: str = "raw_runs") -> None:
         raw.execute("BEGIN")
-        raw.executemany(_INSERT, [(next(ids), *_ROW) for _ in range(batch)])
+        raw.executemany(
+            _INSERT.replace("raw_runs", table), [(next(ids), *_ROW) for _ in range(batch)]
+        )
         raw.execute("COMMIT")
 
     base_one = measure(raw_one, number=n, repeat=rep, warmup=50)
     base_many = measure(raw_many, number=1, repeat=rep, per=batch)
+    idx_one = measure(lambda: raw_one("raw_runs_indexed"), number=n, repeat=rep, warmup=50)
+    idx_many = measure(lambda: raw_many("raw_runs_indexed"), number=1, repeat=rep, per=batch)
     raw.close()
 
     os.chdir(folder)  # the embedded default: ./.umlaut/umlaut.db + ./.umlaut/artifacts
@@ -124,6 +133,22 @@ def _sqlite(quick: bool, folder: Path) -> list[Row]:
             "track_model (small class, new)", backend, track_new, unit="ms/call", max_value=10
         ),
         latency_row("track_model (unchanged)", backend, track_same, unit="ms/call", max_value=3),
+        latency_row(
+            "run_model (trivial model + audit)",
+            backend,
+            run_one,
+            idx_one,
+            "raw sqlite3 insert+commit, same indexes as umlaut_runs",
+            max_ratio=3,
+        ),
+        throughput_row(
+            f"run_batch ({batch:,} records)",
+            backend,
+            run_many,
+            idx_many,
+            f"raw sqlite3 executemany {batch:,}, same indexes as umlaut_runs",
+            min_ratio=0.5,
+        ),
     ]
     rows.append(_cold_start(folder, quick))
     return rows
