@@ -99,6 +99,13 @@ class Umlaut:
         self._names: set[str] = set()
         self._observed = any(getattr(self._pm.hook, h).get_hookimpls() for h in _HOOKS)
         self._delivery = Delivery.from_settings(self._tracker, self.settings)
+        # Spooled delivery promises run_model never waits on the remote store; a stage
+        # lookup per call would be such a wait, so spooled processes reuse one for 1 s.
+        self._resolve_ttl = (
+            self.settings.resolve_ttl
+            if self.settings.resolve_ttl is not None
+            else (1.0 if self._delivery.mode == "spooled" else 0.0)
+        )
 
     def _open_store(
         self, given: ArtifactStore | None, reg: Callable[[], BackendRegistry]
@@ -142,6 +149,11 @@ class Umlaut:
         the tracker's connections."""
         self._delivery.close()
         self._tracker.close()
+
+    @property
+    def resolve_ttl(self) -> float:
+        """Seconds a ``stage=``/latest resolution is reused (1 s spooled, else 0)."""
+        return self._resolve_ttl
 
     @property
     def delivery_mode(self) -> str:
@@ -340,7 +352,7 @@ class Umlaut:
         key = (name, alias)
         now = time.monotonic()
         recent = self._recent.get(key)
-        ttl = self.settings.resolve_ttl
+        ttl = self._resolve_ttl
         if recent is not None and ttl > 0 and now - recent[0] < ttl:
             return recent[1]
         try:

@@ -74,7 +74,8 @@ class Settings:
     spool_warn_after: float = 60.0
     exit_flush_timeout: float = 5.0
     spool_durable: bool = False
-    resolve_ttl: float = 0.0
+    #: None: 1 s with spooled delivery, else 0 (see Umlaut.resolve_ttl).
+    resolve_ttl: float | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -211,7 +212,7 @@ def resolve_settings(
         "spool_warn_after": 60.0,
         "exit_flush_timeout": 5.0,
         "spool_durable": False,
-        "resolve_ttl": 0.0,
+        "resolve_ttl": None,
     }
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -272,6 +273,6 @@ def resolve_settings(
         spool_warn_after=float(merged["spool_warn_after"]),
         exit_flush_timeout=float(merged["exit_flush_timeout"]),
         spool_durable=bool(merged["spool_durable"]),
-        resolve_ttl=float(merged["resolve_ttl"]),
+        resolve_ttl=None if merged["resolve_ttl"] is None else float(merged["resolve_ttl"]),
         sources=sources,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from umlaut_core import Umlaut
 from umlaut_core.testing.models import Echo, Threshold
@@ -71,3 +72,14 @@ class TestStreamingBatch:
                 buffer.append(r)
             assert [r.id for r in buffer] == sorted(r.id for r in records)
             assert len(buffer) == 25
+
+
+class TestResolveTtlDefaults:
+    """Spooled delivery reuses a stage resolution for 1 s; sync resolves every call."""
+
+    def test_defaults_follow_the_delivery_mode(self, tmp_path: Path) -> None:
+        spool = str(tmp_path / "spool.db")
+        assert Umlaut("memory:").resolve_ttl == 0.0
+        assert Umlaut("memory:", delivery="spooled", spool_path=spool).resolve_ttl == 1.0
+        pinned = Umlaut("memory:", delivery="spooled", spool_path=spool, resolve_ttl=0)
+        assert pinned.resolve_ttl == 0.0
