@@ -38,6 +38,9 @@ from .stores.memory import select_runs
 __all__ = ["Umlaut"]
 
 OnError = Literal["raise", "continue"]
+#: After a failed stage lookup under spooled delivery, serve the last known version
+#: this long before asking the tracker again.
+_OUTAGE_BACKOFF_S = 1.0
 _HOOKS = ("umlaut_before_run", "umlaut_after_run", "umlaut_on_run_error")
 
 
@@ -95,6 +98,7 @@ class Umlaut:
         self._cache: OrderedDict[str, LoadedModel] = OrderedDict()
         self._pinned: dict[tuple[str, int], ModelVersion] = {}
         self._recent: dict[tuple[str, str | None], tuple[float, ModelVersion]] = {}
+        self._tracker_down_until = 0.0
         self._lock = threading.Lock()
         self._names: set[str] = set()
         self._observed = any(getattr(self._pm.hook, h).get_hookimpls() for h in _HOOKS)
@@ -353,15 +357,19 @@ class Umlaut:
         now = time.monotonic()
         recent = self._recent.get(key)
         ttl = self._resolve_ttl
-        if recent is not None and ttl > 0 and now - recent[0] < ttl:
+        if recent is not None and (
+            (ttl > 0 and now - recent[0] < ttl) or now < self._tracker_down_until
+        ):
             return recent[1]
         try:
             mv = self._tracker.get_version(name, alias=alias)
         except BackendError:
             # Spooled delivery promises to keep serving through an outage: fall back to
-            # what this selector resolved to when the tracker last answered.
+            # what this selector resolved to when the tracker last answered, and do not
+            # ask again for a second (a client's retries can take seconds per call).
             if recent is None or self._delivery.mode != "spooled":
                 raise
+            self._tracker_down_until = time.monotonic() + _OUTAGE_BACKOFF_S
             return recent[1]
         self._recent[key] = (now, mv)
         return mv

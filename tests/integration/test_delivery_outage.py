@@ -101,45 +101,73 @@ _CHILD = textwrap.dedent(
 )
 
 
+def _kill_with_unshipped_records(
+    tracking: str, artifacts: str | None, spool: str, server: Any
+) -> Umlaut:
+    """A child spools 500 records while the store is down and is SIGKILLed; returns
+    the heir (a new process's facade on the same spool) after it flushed."""
+    setup = Umlaut(tracking, artifacts, delivery="sync")
+    setup.track_model(Threshold(5), "killed", stage="Production")
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, json.dumps([tracking, artifacts, spool])],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline().strip() == "ready"
+        server.pause()
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "done"
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        server.resume()
+        if child.poll() is None:
+            child.kill()
+        for pipe in (child.stdin, child.stdout):
+            if pipe is not None:
+                pipe.close()
+        child.wait(timeout=30)
+    assert len(setup.history("killed", include_pending=False)) == 1  # nothing shipped yet
+    setup.close()
+    heir = Umlaut(tracking, artifacts, delivery="spooled", spool_path=spool)
+    assert heir.flush(timeout=300), heir.pending()
+    records = heir.history("killed", include_pending=False, limit=1000)
+    assert len(records) == 501 == len({r.id for r in records})
+    assert {r.reference_id for r in records} >= {f"k{i}" for i in range(500)}
+    return heir
+
+
 class TestKilledProcess:
     """A process killed with unshipped records: the next process ships them, once."""
 
-    def test_sigkill_loses_nothing(
+    def test_sigkill_loses_nothing_on_postgres(
         self, postgres_server: Any, postgres_database: str, tmp_path: Path
     ) -> None:
-        artifacts, spool = str(tmp_path / "artifacts"), str(tmp_path / "spool.db")
-        setup = Umlaut(postgres_database, artifacts, delivery="sync")
-        setup.track_model(Threshold(5), "killed", stage="Production")
-        child = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, json.dumps([postgres_database, artifacts, spool])],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert child.stdout is not None and child.stdin is not None
-            assert child.stdout.readline().strip() == "ready"
-            postgres_server.pause()
-            child.stdin.write("go\n")
-            child.stdin.flush()
-            assert child.stdout.readline().strip() == "done"
-            child.send_signal(signal.SIGKILL)
-            child.wait(timeout=30)
-        finally:
-            postgres_server.resume()
-            if child.poll() is None:
-                child.kill()
-            for pipe in (child.stdin, child.stdout):
-                if pipe is not None:
-                    pipe.close()
-            child.wait(timeout=30)
-        assert _count_runs(postgres_database)[0] == 1
-        heir = Umlaut(postgres_database, artifacts, delivery="spooled", spool_path=spool)
-        assert heir.flush(timeout=120)
+        heir = _kill_with_unshipped_records(
+            postgres_database, str(tmp_path / "artifacts"), str(tmp_path / "spool.db"),
+            postgres_server,
+        )  # fmt: skip
         assert _count_runs(postgres_database) == (501, 501)
-        refs = {r.reference_id for r in heir.history("killed", limit=1000)}
-        assert refs >= {f"k{i}" for i in range(500)}
         heir.close()
+
+    @pytest.mark.mlflow
+    def test_sigkill_loses_nothing_on_mlflow(self, tmp_path: Path) -> None:
+        pytest.importorskip("umlaut_mlflow", reason="umlaut-mlflow is not installed")
+        from _services.mlflow_server import MlflowServer
+
+        (tmp_path / "server").mkdir()
+        server = MlflowServer(tmp_path / "server").start()
+        try:
+            heir = _kill_with_unshipped_records(
+                f"mlflow+{server.url}", None, str(tmp_path / "spool.db"), server
+            )
+            heir.close()
+        finally:
+            server.stop()
 
 
 class TestDefaults:
