@@ -243,6 +243,7 @@ class Umlaut:
                     tags=clean_tags,
                 )
                 mv = self._tracker.register_version(draft, bundle.data)
+                self._recent.pop((name, None), None)  # "latest" just changed
             if alias is not None:
                 self._move_alias(name, alias, mv.version, reason)
         except BaseException as exc:
@@ -273,9 +274,11 @@ class Umlaut:
         if current == version:
             # Already there: the ledger records moves, not repeated requests.
             return StageChange(name, alias, version, version, utcnow(), current_user(), reason)
-        return self._tracker.set_alias(
+        change = self._tracker.set_alias(
             name, alias, version, changed_by=current_user(), reason=reason
         )
+        self._recent.pop((name, alias), None)  # this process sees its own move at once
+        return change
 
     # -- reading ------------------------------------------------------------------
 

@@ -24,8 +24,9 @@ class TestResolution:
         umlaut = Umlaut("memory:", resolve_ttl=0.3)
         umlaut.track_model(Threshold(1), "m", stage="Production")
         assert umlaut.run_model("m", {"x": 0}, stage="Production")["limit"] == 1
-        umlaut.track_model(Threshold(2), "m")
-        umlaut.promote("m", 2, "Production")
+        other = Umlaut(tracker=umlaut.tracker)  # another process, promoting
+        other.track_model(Threshold(2), "m")
+        other.promote("m", 2, "Production")
         assert umlaut.run_model("m", {"x": 0}, stage="Production")["limit"] == 1
         time.sleep(0.35)
         assert umlaut.run_model("m", {"x": 0}, stage="Production")["limit"] == 2
@@ -83,3 +84,13 @@ class TestResolveTtlDefaults:
         assert Umlaut("memory:", delivery="spooled", spool_path=spool).resolve_ttl == 1.0
         pinned = Umlaut("memory:", delivery="spooled", spool_path=spool, resolve_ttl=0)
         assert pinned.resolve_ttl == 0.0
+
+    def test_a_process_sees_its_own_promotion_at_once(self) -> None:
+        umlaut = Umlaut("memory:", resolve_ttl=60)
+        umlaut.track_model(Threshold(1), "m", stage="Production")
+        assert umlaut.run_model("m", {"x": 0}, stage="Production")["limit"] == 1
+        assert umlaut.run_model("m", {"x": 0})["limit"] == 1
+        umlaut.track_model(Threshold(2), "m")
+        assert umlaut.run_model("m", {"x": 0})["limit"] == 2  # latest, tracked here
+        umlaut.promote("m", 2, "Production")
+        assert umlaut.run_model("m", {"x": 0}, stage="Production")["limit"] == 2
