@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .exceptions import BackendError
 from .records import AuditRecord
+from .sqlite_wal import enable_wal
 
 __all__ = ["Spool", "SpoolFullError", "SpoolStatus"]
 
@@ -106,22 +107,22 @@ class Spool:
         self._local = threading.local()
         self._durable = durable
         conn = self._conn()
-        with conn:
-            conn.executescript(_SCHEMA)
-            row = conn.execute("SELECT value FROM spool_meta WHERE key='tracker'").fetchone()
-            if row is None:
-                conn.execute("INSERT INTO spool_meta VALUES ('tracker', ?)", (tracker_uri,))
-            elif row[0] != tracker_uri:
-                raise BackendError(
-                    f"the spool {self.path} holds records for {row[0]}, not {tracker_uri}; "
-                    f"point spool_path elsewhere, or ship it with that tracker first"
-                )
+        # Each statement stands alone (autocommit) and tolerates another process
+        # creating the same spool at the same moment: the first tracker written wins.
+        conn.executescript(_SCHEMA)
+        conn.execute("INSERT OR IGNORE INTO spool_meta VALUES ('tracker', ?)", (tracker_uri,))
+        row = conn.execute("SELECT value FROM spool_meta WHERE key='tracker'").fetchone()
+        if row[0] != tracker_uri:
+            raise BackendError(
+                f"the spool {self.path} holds records for {row[0]}, not {tracker_uri}; "
+                f"point spool_path elsewhere, or ship it with that tracker first"
+            )
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
+            enable_wal(conn)
             # NORMAL survives a killed process (the WAL is in the OS cache); FULL also
             # survives power loss, at the cost of an fsync per record.
             conn.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'NORMAL'}")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -85,6 +89,40 @@ class TestSpool:
         Spool(tmp_path / "s.db", tracker_uri="memory:")
         mode = sqlite3.connect(tmp_path / "s.db").execute("PRAGMA journal_mode").fetchone()[0]
         assert mode == "wal"
+
+    def test_processes_creating_one_spool_at_once_all_succeed(self, tmp_path: Path) -> None:
+        # Several workers of one service start together and share the default spool;
+        # CI once saw one of them die on "database is locked" while turning on WAL.
+        worker = textwrap.dedent(
+            """
+            import os, sys, time
+            from umlaut_core.spool import Spool
+            folder, go = sys.argv[1], sys.argv[2]
+            while not os.path.exists(go):
+                time.sleep(0.001)
+            for i in range(80):
+                Spool(os.path.join(folder, f"{i}.db"), tracker_uri="memory://shared")
+            """
+        )
+        go = tmp_path / "go"
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", worker, str(tmp_path), str(go)],
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(4)
+        ]
+        time.sleep(0.3)  # let every worker reach its wait loop
+        go.touch()
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0] * 4, errors
+        for i in range(80):
+            with sqlite3.connect(tmp_path / f"{i}.db") as conn:
+                assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+                assert conn.execute("SELECT value FROM spool_meta").fetchall() == [
+                    ("memory://shared",)
+                ]
 
 
 class TestSpooledDelivery:

@@ -34,6 +34,7 @@ from umlaut_core.records import (
     VersionDraft,
 )
 from umlaut_core.registry import redact
+from umlaut_core.sqlite_wal import enable_wal
 
 from . import _schema as s
 from ._errors import ErrorMapper
@@ -206,18 +207,10 @@ class SqlTracker:
                 if self.dialect == "postgresql":
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
                 s.upgrade(conn, self.uri, fmt_time(utcnow()))
-        if self.dialect == "sqlite":
-
-            def wal(c: Any) -> bool:
-                if c.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
-                    return False
-                c.execute("PRAGMA journal_mode=WAL").fetchall()
-                return True
-
-            if self._hot("enabling WAL", wal):
-                # Pooled connections opened before the switch report the old mode
-                # until their next read; start them afresh.
-                self._engine.dispose()
+        if self.dialect == "sqlite" and self._hot("enabling WAL", enable_wal):
+            # Pooled connections opened before the switch report the old mode
+            # until their next read; start them afresh.
+            self._engine.dispose()
 
     @contextmanager
     def _read(self, action: str) -> Iterator[sa.Connection]:
