@@ -102,7 +102,13 @@ class Umlaut:
         self._lock = threading.Lock()
         self._names: set[str] = set()
         self._observed = any(getattr(self._pm.hook, h).get_hookimpls() for h in _HOOKS)
-        self._delivery = Delivery.from_settings(self._tracker, self.settings)
+        self._delivery = Delivery.from_settings(
+            self._tracker,
+            self.settings,
+            # Only a tracker opened from the settings through the installed plugins
+            # can be opened again, the same way, by a shipper process.
+            reopenable=tracker is None and plugin_manager is None,
+        )
         # Spooled delivery promises run_model never waits on the remote store; a stage
         # lookup per call would be such a wait, so spooled processes reuse one for 1 s.
         self._resolve_ttl = (
@@ -163,6 +169,12 @@ class Umlaut:
     def delivery_mode(self) -> str:
         """``sync``, ``spooled`` or ``off``: how audit records reach the tracker."""
         return self._delivery.mode
+
+    @property
+    def shipper(self) -> str | None:
+        """``process`` or ``thread``: where spooled records are shipped from (None
+        unless spooled)."""
+        return self._delivery.shipper
 
     def flush(self, timeout: float | None = None) -> bool:
         """Ship every spooled audit record; True if the spool emptied in time."""

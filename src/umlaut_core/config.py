@@ -45,9 +45,11 @@ KNOWN_KEYS = frozenset(
         "exit_flush_timeout",
         "spool_durable",
         "resolve_ttl",
+        "shipper",
     }
 )
 DELIVERY_MODES = ("sync", "spooled", "off")
+SHIPPERS = ("process", "thread")
 SPOOL_FULL_POLICIES = ("block", "drop_oldest", "raise")
 #: A signing key shorter than this is refused: HMAC is only as strong as its key.
 MIN_SIGNING_KEY = 16
@@ -76,6 +78,8 @@ class Settings:
     spool_durable: bool = False
     #: None: 1 s with spooled delivery, else 0 (see Umlaut.resolve_ttl).
     resolve_ttl: float | None = None
+    #: None: a child process when the tracker can be reopened there, else a thread.
+    shipper: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -173,6 +177,7 @@ def resolve_settings(
             ("signing_key", "UMLAUT_SIGNING_KEY"),
             ("delivery", "UMLAUT_DELIVERY"),
             ("spool_path", "UMLAUT_SPOOL_PATH"),
+            ("shipper", "UMLAUT_SHIPPER"),
         )
         if env.get(var)
     }
@@ -213,6 +218,7 @@ def resolve_settings(
         "exit_flush_timeout": 5.0,
         "spool_durable": False,
         "resolve_ttl": None,
+        "shipper": None,
     }
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -244,6 +250,8 @@ def resolve_settings(
         ) from None
     if merged["delivery"] not in (None, *DELIVERY_MODES):
         raise ConfigurationError(f"delivery {merged['delivery']!r} is not one of {DELIVERY_MODES}")
+    if merged["shipper"] not in (None, *SHIPPERS):
+        raise ConfigurationError(f"shipper {merged['shipper']!r} is not one of {SHIPPERS}")
     if merged["spool_full"] not in SPOOL_FULL_POLICIES:
         raise ConfigurationError(
             f"spool_full {merged['spool_full']!r} is not one of {SPOOL_FULL_POLICIES}"
@@ -274,5 +282,6 @@ def resolve_settings(
         exit_flush_timeout=float(merged["exit_flush_timeout"]),
         spool_durable=bool(merged["spool_durable"]),
         resolve_ttl=None if merged["resolve_ttl"] is None else float(merged["resolve_ttl"]),
+        shipper=merged["shipper"],
         sources=sources,
     )

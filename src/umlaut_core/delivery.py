@@ -3,12 +3,13 @@
 * ``sync`` — the record is in the tracker before ``run_model`` returns (default for
   local trackers such as SQLite).
 * ``spooled`` — the record goes to a local :class:`~umlaut_core.spool.Spool` and a
-  background thread ships it in order, in batches, retrying with backoff while the
+  background shipper delivers it in order, in batches, retrying with backoff while the
   tracker is unreachable (default for trackers that declare ``Capability.REMOTE``).
-  Delivery is at least once; trackers skip ids they already hold, so nothing is
-  doubled. ``Umlaut.flush()`` ships everything; interpreter exit waits up to
-  ``exit_flush_timeout`` seconds; whatever remains is shipped by the next process that
-  opens the same spool.
+  The shipper is a child process when the tracker can be reopened from its URI there
+  (see :mod:`umlaut_core.shipping` for why), else a thread. Delivery is at least once;
+  trackers skip ids they already hold, so nothing is doubled. ``Umlaut.flush()`` ships
+  everything; interpreter exit waits up to ``exit_flush_timeout`` seconds; whatever
+  remains is shipped by the next process that opens the same spool.
 * ``off`` — records are dropped (tests and throwaway experiments only).
 
 Only audit records are spooled: registering versions and moving stages always talk to
@@ -19,29 +20,34 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import datetime as dt
 import hashlib
+import json
 import logging
 import os
+import select
+import subprocess
+import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Sized
-from typing import Literal
+from collections.abc import Iterable, Mapping, Sized
+from typing import Any, Literal
 
 from .config import Settings, default_home
-from .exceptions import UmlautError
+from .exceptions import ConfigurationError
 from .protocols import Capability, Tracker
 from .records import AuditRecord
 from .registry import redact
+from .shipping import Shipper
 from .spool import Spool, SpoolStatus
 
 __all__ = ["Delivery", "DeliveryMode"]
 
 DeliveryMode = Literal["sync", "spooled", "off"]
 log = logging.getLogger("umlaut.delivery")
-_BATCH = 500
 _live: weakref.WeakSet[Delivery] = weakref.WeakSet()
+#: How long a closing facade lets its shipper process finish the batch in hand.
+_PROCESS_STOP_S = 2.0
 
 
 class Delivery:
@@ -58,30 +64,53 @@ class Delivery:
         warn_after_s: float = 60.0,
         exit_flush_timeout_s: float = 5.0,
         durable: bool = False,
+        reopen: Mapping[str, Any] | None = None,
     ) -> None:
+        """``reopen`` (``tracking_uri`` and ``tracker_options``) lets a child process
+        open the same tracker and ship from there; without it shipping is a thread."""
         self.tracker = tracker
         self.mode = mode
         self.spool: Spool | None = None
         self._limit, self._policy = spool_limit, spool_full
-        self._warn_after, self._exit_timeout = warn_after_s, exit_flush_timeout_s
+        self._exit_timeout = exit_flush_timeout_s
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._thread_pid = 0
+        self._flusher: threading.Thread | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._child_settings: dict[str, Any] | None = None
+        self._shipper_pid = 0
         self._start_lock = threading.Lock()
-        self.last_error: str | None = None
-        self.unreachable_since: float | None = None
-        self._last_warning = 0.0
         if mode == "spooled":
             assert spool_path is not None
             self.spool = Spool(spool_path, tracker_uri=tracker.uri, durable=durable)
+            self._shipper = Shipper(self.spool, tracker, warn_after_s=warn_after_s)
+            if reopen is not None and _can_spawn_python():
+                self._child_settings = {
+                    "tracking_uri": reopen["tracking_uri"],
+                    "tracker_options": dict(reopen.get("tracker_options") or {}),
+                    "spool_path": str(self.spool.path),
+                    "tracker_uri": tracker.uri,
+                    "durable": durable,
+                    "warn_after_s": warn_after_s,
+                }
+                try:
+                    json.dumps(self._child_settings)
+                except (TypeError, ValueError):  # options only this process can hold
+                    self._child_settings = None
             _live.add(self)
             if self.spool.status().depth:
-                self._ensure_thread()  # a previous process left records: ship them
+                self._ensure_shipper()  # a previous process left records: ship them
 
     @classmethod
-    def from_settings(cls, tracker: Tracker, settings: Settings) -> Delivery:
-        """The mode the settings ask for, else spooled for REMOTE trackers, else sync."""
+    def from_settings(
+        cls, tracker: Tracker, settings: Settings, *, reopenable: bool = False
+    ) -> Delivery:
+        """The mode the settings ask for, else spooled for REMOTE trackers, else sync.
+
+        ``reopenable`` says the tracker was opened from ``settings`` alone, so a child
+        process can open it too.
+        """
         mode = settings.delivery or (
             "spooled" if Capability.REMOTE in tracker.capabilities else "sync"
         )
@@ -90,6 +119,14 @@ class Delivery:
             # One spool per tracker URI, so two registries never mix their records.
             tag = hashlib.sha256(tracker.uri.encode()).hexdigest()[:12]
             spool_path = str(default_home() / "spool" / f"audit-{tag}.db")
+        shareable = reopenable and Capability.MULTI_PROCESS in tracker.capabilities
+        if mode == "spooled" and settings.shipper == "process" and not shareable:
+            raise ConfigurationError(
+                f"shipper='process' needs a tracker that several processes can share "
+                f"(Capability.MULTI_PROCESS), opened from tracking_uri rather than passed "
+                f"in as an object; {redact(tracker.uri)} is not; use shipper='thread'"
+            )
+        in_process = settings.shipper == "thread" or not shareable
         return cls(
             tracker,
             mode,  # type: ignore[arg-type]
@@ -99,7 +136,20 @@ class Delivery:
             warn_after_s=settings.spool_warn_after,
             exit_flush_timeout_s=settings.exit_flush_timeout,
             durable=settings.spool_durable,
+            reopen=None
+            if in_process
+            else {
+                "tracking_uri": settings.tracking_uri,
+                "tracker_options": settings.tracker_options,
+            },
         )
+
+    @property
+    def shipper(self) -> Literal["process", "thread"] | None:
+        """Where records are shipped from (None: nothing to ship)."""
+        if self.spool is None:
+            return None
+        return "process" if self._child_settings is not None else "thread"
 
     # -- the hot path ------------------------------------------------------------------
 
@@ -116,111 +166,140 @@ class Delivery:
                 limit=self._limit,
                 policy=self._policy,
             )
-            self._ensure_thread()
-            self._wake.set()
+            self._ensure_shipper()
+            self._nudge()
         else:
             for _ in records:
                 pass
 
+    def _nudge(self) -> None:
+        proc = self._proc
+        if proc is None:
+            self._wake.set()
+            return
+        # A full pipe means wake-ups are already pending; a gone child is restarted by
+        # the next call. (try/except: this runs on every spooled call.)
+        try:  # noqa: SIM105
+            os.write(proc.stdin.fileno(), b"\0")  # type: ignore[union-attr]
+        except (OSError, ValueError):
+            pass
+
     # -- shipping ----------------------------------------------------------------------
 
-    def _ensure_thread(self) -> None:
-        if self._thread is not None and self._thread.is_alive() and self._thread_pid == os.getpid():
+    def _shipper_alive(self) -> bool:
+        if self._shipper_pid != os.getpid():
+            return False  # forked: the shipper belongs to the parent
+        if self._proc is not None:
+            return self._proc.poll() is None
+        return self._thread is not None and self._thread.is_alive()
+
+    def _ensure_shipper(self) -> None:
+        if self._shipper_alive():
             return
         with self._start_lock:
-            if (
-                self._thread is None
-                or not self._thread.is_alive()
-                or self._thread_pid != os.getpid()
-            ):
-                self._stop.clear()
-                self._thread = threading.Thread(
-                    target=self._run, name="umlaut-audit-shipper", daemon=True
-                )
-                self._thread_pid = os.getpid()
-                self._thread.start()
-
-    def _run(self) -> None:
-        assert self.spool is not None
-        backoff = 0.1
-        while not self._stop.is_set():
-            try:
-                batch = self.spool.claim(_BATCH)
-            except Exception as exc:  # the spool file itself failed: keep trying
-                self._failed(exc)
-                self._stop.wait(backoff)
-                continue
-            if not batch:
-                self._wake.wait(1.0)
-                self._wake.clear()
-                continue
-            ids = [r.id for r in batch]
-            try:
-                self.tracker.record_runs(batch)
-            except Exception as exc:
-                self.spool.release(ids)
-                self._failed(exc)
-                self._wake.wait(backoff)
-                self._wake.clear()
-                backoff = min(backoff * 2, 5.0)
-                continue
-            self.spool.remove(ids)
-            backoff = 0.1
-            if self.unreachable_since is not None:
+            if self._shipper_alive():
+                return
+            if self._proc is not None and self._shipper_pid == os.getpid():
+                # It died under us (killed, or could not open the tracker): what it held
+                # returns to the spool when its lease ends; ship from here from now on.
                 log.warning(
-                    "audit delivery to %s recovered after %.0f s",
-                    redact(self.tracker.uri),
-                    time.monotonic() - self.unreachable_since,
+                    "the audit shipper process for %s exited with code %s; shipping "
+                    "from a thread of this process instead",
+                    self.spool.path if self.spool else "?",
+                    self._proc.returncode,
                 )
-            self.unreachable_since, self.last_error = None, None
+                self._discard_process()
+                self._child_settings = None
+            self._shipper_pid = os.getpid()
+            if self._child_settings is not None:
+                try:
+                    self._proc = self._spawn(self._child_settings)
+                    return
+                except OSError as exc:
+                    log.warning("cannot start an audit shipper process (%s); using a thread", exc)
+                    self._child_settings = None
+            self._thread = self._start_thread(until_empty=False)
 
-    def _failed(self, exc: Exception) -> None:
-        now = time.monotonic()
-        self.unreachable_since = self.unreachable_since or now
-        self.last_error = (
-            redact(f"{type(exc).__name__}: {exc}")
-            if isinstance(exc, UmlautError)
-            else f"{type(exc).__name__}"
+    def _start_thread(self, *, until_empty: bool) -> threading.Thread:
+        self._stop.clear()
+        thread = threading.Thread(
+            target=self._shipper.run,
+            args=(self._thread_wait,),
+            kwargs={"until_empty": until_empty},
+            daemon=True,
+            name="umlaut-audit-shipper",
         )
-        down_for = now - self.unreachable_since
-        # Warn once past the threshold, then at most every 10 thresholds: an outage of
-        # hours must not write thousands of lines.
-        if down_for >= self._warn_after and now - self._last_warning >= 10 * self._warn_after:
-            self._last_warning = now
-            log.warning(
-                "audit records for %s are waiting in %s: the tracker has been unreachable "
-                "for %.0f s (%s); calls keep working and records are kept",
-                redact(self.tracker.uri),
-                self.spool.path if self.spool else "?",
-                down_for,
-                self.last_error,
-            )
+        thread.start()
+        return thread
+
+    @staticmethod
+    def _spawn(settings: Mapping[str, Any]) -> subprocess.Popen[bytes]:
+        env = dict(os.environ)
+        # The child must import the same umlaut and plugins as this process.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        proc = subprocess.Popen(
+            # Not "-m umlaut_core.shipping": the package imports that module itself.
+            [sys.executable, "-c", "import sys, umlaut_core.shipping as s; sys.exit(s.main())"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            close_fds=True,
+        )
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(settings).encode() + b"\n")
+        proc.stdin.flush()
+        os.set_blocking(proc.stdin.fileno(), False)
+        return proc
+
+    def _thread_wait(self, seconds: float) -> bool:
+        if seconds > 0:
+            self._wake.wait(seconds)
+        self._wake.clear()
+        return not self._stop.is_set()
+
+    def _discard_process(self, wait_s: float = 0.0) -> None:
+        """Close the child's stdin (its cue to stop) and reap it, waiting up to
+        ``wait_s`` for the batch in hand; a child still starting up is not waited for."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        started = proc.stdout is not None and bool(select.select([proc.stdout], [], [], 0)[0])
+        for pipe in (proc.stdin, proc.stdout):
+            with contextlib.suppress(OSError):
+                if pipe is not None:
+                    pipe.close()
+        try:
+            proc.wait(timeout=wait_s if started else 0.0)
+        except subprocess.TimeoutExpired:
+            # Whatever it had claimed goes back to the spool when its lease ends;
+            # records it already wrote are recognised by id and not written twice.
+            proc.kill()
+            proc.wait()
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Ship everything queued; True when the spool is empty within ``timeout``."""
+        """Ship everything queued; True when the spool is empty within ``timeout``.
+
+        With a shipper process, a thread of this process ships too until the spool is
+        empty: the caller is waiting anyway, and the child may still be starting up.
+        Neither ever holds ``flush`` past its timeout, even on a hung connection.
+        """
         if self.spool is None:
             return True
-        self._ensure_thread()
+        self._ensure_shipper()
+        if self._proc is not None and not (self._flusher and self._flusher.is_alive()):
+            self._flusher = self._start_thread(until_empty=True)
         deadline = None if timeout is None else time.monotonic() + timeout
         while self.spool.status().depth:
             if deadline is not None and time.monotonic() >= deadline:
                 return False
-            self._wake.set()
+            self._nudge()
             time.sleep(0.02)
         return True
 
     def status(self) -> SpoolStatus:
         if self.spool is None:
             return SpoolStatus(depth=0, oldest_age_s=None, dropped=0, path="")
-        base = self.spool.status()
-        since = None
-        if self.unreachable_since is not None:
-            since = dt.datetime.now(dt.UTC) - dt.timedelta(
-                seconds=time.monotonic() - self.unreachable_since
-            )
-        return SpoolStatus(
-            base.depth, base.oldest_age_s, base.dropped, base.path, self.last_error, since
-        )
+        return self.spool.status()
 
     def close(self, timeout: float | None = None) -> None:
         if self.spool is None:
@@ -228,10 +307,34 @@ class Delivery:
         self.flush(self._exit_timeout if timeout is None else timeout)
         self._stop.set()
         self._wake.set()
-        if self._thread is not None and self._thread_pid == os.getpid():
-            self._thread.join(timeout=2)
+        if self._shipper_pid == os.getpid():
+            for thread in (self._thread, self._flusher):
+                if thread is not None:
+                    thread.join(timeout=2)
+            self._discard_process(_PROCESS_STOP_S)
         self.spool.close()
         _live.discard(self)
+
+
+def _can_spawn_python() -> bool:
+    # Embedded interpreters (uWSGI, some app servers) set sys.executable to something
+    # that is not a Python; spawning it would start the server again.
+    name = os.path.basename(sys.executable or "").lower()
+    return name.startswith(("python", "pypy"))
+
+
+def _forget_inherited_shippers() -> None:
+    # A forked child holds the write end of its parent's shipper pipe; keeping it open
+    # would stop that shipper from seeing its parent leave.
+    for delivery in list(_live):
+        proc, delivery._proc = delivery._proc, None
+        for pipe in (proc.stdin, proc.stdout) if proc is not None else ():
+            with contextlib.suppress(OSError):
+                if pipe is not None:
+                    pipe.close()
+
+
+os.register_at_fork(after_in_child=_forget_inherited_shippers)
 
 
 @atexit.register

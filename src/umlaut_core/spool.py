@@ -102,6 +102,7 @@ class Spool:
 
     def __init__(self, path: str | Path, *, tracker_uri: str, durable: bool = False) -> None:
         self.path = Path(path)
+        self.tracker_uri = tracker_uri
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._owner = f"{os.getpid()}-{id(self)}"
         self._local = threading.local()
@@ -234,12 +235,38 @@ class Spool:
     def status(self) -> SpoolStatus:
         conn = self._conn()
         depth, oldest = conn.execute("SELECT count(*), min(queued_at) FROM spool").fetchone()
-        dropped = conn.execute("SELECT value FROM spool_meta WHERE key='dropped'").fetchone()
+        meta = dict(
+            conn.execute(
+                "SELECT key, value FROM spool_meta WHERE key IN "
+                "('dropped', 'last_error', 'unreachable_since')"
+            ).fetchall()
+        )
+        since = meta.get("unreachable_since")
         return SpoolStatus(
             depth=depth,
             oldest_age_s=None if oldest is None else max(0.0, time.time() - oldest),
-            dropped=int(dropped[0]) if dropped else 0,
+            dropped=int(meta.get("dropped", 0)),
             path=str(self.path),
+            last_error=meta.get("last_error"),
+            unreachable_since=None
+            if since is None
+            else dt.datetime.fromtimestamp(float(since), dt.UTC),
+        )
+
+    def note_failure(self, error: str) -> None:
+        """Record that delivery is failing, for ``status()`` in any process."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT OR REPLACE INTO spool_meta VALUES ('last_error', ?)", (error,))
+        conn.execute(
+            "INSERT OR IGNORE INTO spool_meta VALUES ('unreachable_since', ?)",
+            (repr(time.time()),),
+        )
+        conn.execute("COMMIT")
+
+    def note_recovery(self) -> None:
+        self._conn().execute(
+            "DELETE FROM spool_meta WHERE key IN ('last_error', 'unreachable_since')"
         )
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from umlaut_core import Umlaut
+from umlaut_core.exceptions import ConfigurationError
 from umlaut_core.ids import new_run_id
 from umlaut_core.records import AuditRecord
 from umlaut_core.spool import Spool, SpoolFullError
@@ -160,6 +161,17 @@ class TestSpooledDelivery:
         assert {r.id for r in stored} == {r.id for r in waiting}
         assert not any(r.pending for r in stored)
         umlaut.close()
+
+    def test_a_tracker_only_this_process_holds_ships_from_a_thread(self, tmp_path: Path) -> None:
+        spool = str(tmp_path / "s.db")
+        umlaut = Umlaut("memory:", delivery="spooled", spool_path=spool)
+        assert umlaut.shipper == "thread"  # a child process would open another memory:
+        umlaut.close()
+        with pytest.raises(ConfigurationError, match="shipper='thread'"):
+            Umlaut("memory:", delivery="spooled", spool_path=spool, shipper="process")
+        with pytest.raises(ConfigurationError, match="not one of"):
+            Umlaut("memory:", delivery="spooled", spool_path=spool, shipper="fork")
+        assert Umlaut("memory:").shipper is None
 
     def test_sync_is_the_default_for_local_trackers(self) -> None:
         assert Umlaut("memory:").delivery_mode == "sync"
