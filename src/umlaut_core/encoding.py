@@ -42,9 +42,27 @@ __all__ = ["MAX_DEPTH", "encode_input", "encode_output", "to_jsonable"]
 #: Deeper structures are refused rather than risking a RecursionError mid-write.
 MAX_DEPTH = 100
 
-_SCALARS = (str, int, bool, type(None))
-# One encoder for every call: json.dumps with options builds a new one each time.
-_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_FLAT = frozenset({str, int, bool, type(None)})
+_finite = math.isfinite
+# One encoder for every call: json.dumps with options builds a new one each time, and
+# JSONEncoder.encode builds a new C encoder each time too (half the cost of a small
+# record), so the C encoder is made once here. No circular check: values reach it flat
+# (the fast path) or rebuilt by to_jsonable, which refuses cycles itself.
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_py_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_c_encode: Any = (
+    None
+    if _c_make_encoder is None  # interpreters without the C accelerator
+    else _c_make_encoder(
+        None, None, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+)
+
+
+def _dumps(value: Any) -> str:
+    if _c_encode is None:  # pragma: no cover
+        return _py_dumps(value)
+    return "".join(_c_encode(value, 0))
 
 
 def encode_input(value: Any) -> str:
@@ -58,16 +76,20 @@ def encode_output(value: Any) -> str:
 
 
 def _encode(value: Any, error: type[EncodingError], what: str) -> str:
-    # Fast paths: plain scalars and flat dicts of them are the common case.
-    if type(value) in _SCALARS and type(value) is not str:
+    # Fast paths: plain scalars and flat dicts of them are the common case. (A plain
+    # loop: all() over a generator costs a frame per key, on every audited call.)
+    kind = type(value)
+    if kind is dict:
+        for k, v in value.items():
+            vt = type(v)
+            if type(k) is not str or (vt not in _FLAT and (vt is not float or not _finite(v))):
+                break
+        else:
+            text = _dumps(value)
+            if text.isascii() or not _has_lone_surrogate(text):
+                return text
+    elif kind in _FLAT and kind is not str:
         return "null" if value is None else _dumps(value)
-    if type(value) is dict and all(
-        type(k) is str and (type(v) in _SCALARS or (type(v) is float and math.isfinite(v)))
-        for k, v in value.items()
-    ):
-        text = _dumps(value)
-        if text.isascii() or not _has_lone_surrogate(text):
-            return text
     try:
         plain = to_jsonable(value)
         return _dumps(plain)

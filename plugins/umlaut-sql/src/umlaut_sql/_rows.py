@@ -73,6 +73,7 @@ def dump(mapping: Mapping[str, Any]) -> str:
 
 def run_row(r: AuditRecord) -> tuple[Any, ...]:
     """The values of one audit record in ``RUN_COLUMNS`` order."""
+    started = r.started_at  # UTC already, from the core's clock: skip fmt_time's checks
     return (
         r.id,
         r.model_name,
@@ -84,7 +85,7 @@ def run_row(r: AuditRecord) -> tuple[Any, ...]:
         r.error_type,
         r.error_message,
         r.reference_id,
-        fmt_time(r.started_at),
+        started.isoformat(timespec="microseconds") if started.tzinfo is _UTC else fmt_time(started),
         r.duration_ms,
         dump(r.tags) if r.tags else _EMPTY,
     )
