@@ -1,7 +1,8 @@
 """A durable local queue of audit records: one SQLite file in WAL mode.
 
-``run_model`` in ``spooled`` delivery appends here and returns; a shipper thread
-(:mod:`umlaut_core.delivery`) moves records to the tracker. The file survives the
+``run_model`` in ``spooled`` delivery appends here and returns; a shipper process or
+thread (:mod:`umlaut_core.shipping`) moves records to the tracker and notes failures
+here, so that ``status()`` in any process sharing the file reports them. The file survives the
 process: whatever a killed process left is shipped by the next one that opens it.
 Several processes may share one spool; a row is *claimed* for a short lease while one
 of them ships it, and tracker writes are idempotent by record id, so a replay after a
