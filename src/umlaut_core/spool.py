@@ -39,6 +39,13 @@ CREATE TABLE IF NOT EXISTS spool (
 CREATE TABLE IF NOT EXISTS spool_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+# What the full-spool check reads on every append: the seq span, two index lookups
+# (count(*) would scan a spool grown large in an outage); holes only make it
+# overestimate. Two subqueries, because SQLite answers min() and max() from the index
+# only when each stands alone: together they scan every row, which once made each
+# spooled call slower the longer the backlog.
+_DEPTH_BOUND = "SELECT coalesce((SELECT max(seq) FROM spool) - (SELECT min(seq) FROM spool) + 1, 0)"
+
 
 class SpoolFullError(BackendError):
     """The spool holds its configured maximum and the policy is ``raise``."""
@@ -152,11 +159,7 @@ class Spool:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 if limit:
-                    # The seq span is an index lookup (count(*) would scan a spool
-                    # grown large in an outage); holes only make it overestimate.
-                    depth = conn.execute(
-                        "SELECT coalesce(max(seq) - min(seq) + 1, 0) FROM spool"
-                    ).fetchone()[0]
+                    depth = conn.execute(_DEPTH_BOUND).fetchone()[0]
                     over = depth + count - limit
                     if over > 0:
                         if policy == "drop_oldest":

@@ -16,7 +16,7 @@ from umlaut_core import Umlaut
 from umlaut_core.exceptions import ConfigurationError
 from umlaut_core.ids import new_run_id
 from umlaut_core.records import AuditRecord
-from umlaut_core.spool import Spool, SpoolFullError
+from umlaut_core.spool import _DEPTH_BOUND, Spool, SpoolFullError
 from umlaut_core.stores.memory import MemoryTracker
 from umlaut_core.testing.models import Threshold
 
@@ -90,6 +90,16 @@ class TestSpool:
         Spool(tmp_path / "s.db", tracker_uri="memory:")
         mode = sqlite3.connect(tmp_path / "s.db").execute("PRAGMA journal_mode").fetchone()[0]
         assert mode == "wal"
+
+    def test_the_full_spool_check_never_scans_the_backlog(self, tmp_path: Path) -> None:
+        # Run on every spooled call: a scan would make each call slower the longer the
+        # tracker is down (it did: 17 us per call at depth 1,000, 380 us at 6,000).
+        spool = Spool(tmp_path / "s.db", tracker_uri="memory:")
+        spool.append([_record(i) for i in range(100)], 100, limit=1000, policy="raise")
+        conn = sqlite3.connect(tmp_path / "s.db")
+        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + _DEPTH_BOUND)]
+        assert not [step for step in plan if step.startswith("SCAN spool")], plan
+        assert conn.execute(_DEPTH_BOUND).fetchone()[0] == 100
 
     def test_processes_creating_one_spool_at_once_all_succeed(self, tmp_path: Path) -> None:
         # Several workers of one service start together and share the default spool;
