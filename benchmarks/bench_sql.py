@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -240,7 +241,17 @@ def _postgres_rows(quick: bool, folder: Path, server: Any, psycopg: Any) -> list
         track_same = measure(
             lambda: um.track_model(Threshold(1), "bench-track"), number=50, repeat=rep
         )
+    loops = {
+        shipper: _spooled_loop(url, folder, shipper, quick) for shipper in ("thread", "process")
+    }
     return [
+        throughput_row(
+            "run_model calls/s in a loop, spooled, shipper process",
+            backend,
+            loops["process"],
+            loops["thread"],
+            "the same, shipper thread",
+        ),
         latency_row(
             "run_model (trivial model + audit)",
             backend,
@@ -258,6 +269,23 @@ def _postgres_rows(quick: bool, folder: Path, server: Any, psycopg: Any) -> list
         latency_row("track_model (small class, new)", backend, track_new, unit="ms/call"),
         latency_row("track_model (unchanged)", backend, track_same, unit="ms/call"),
     ]
+
+
+def _spooled_loop(url: str, folder: Path, shipper: str, quick: bool) -> Any:
+    """Calls per second of a process calling run_model back to back while its records
+    ship: a shipper thread takes its CPU time from the caller's interpreter."""
+    with Umlaut(
+        url, str(folder / "pg-artifacts"), spool_path=str(folder / f"pg-{shipper}.db"),
+        shipper=shipper,
+    ) as um:  # fmt: skip
+        for _ in range(300):
+            um.run_model("bench", {"x": 1}, version=1)
+        time.sleep(2)  # let a shipper process start up
+        return measure(
+            lambda: um.run_model("bench", {"x": 1}, version=1),
+            number=500 if quick else 2000,
+            repeat=5,
+        )
 
 
 def run(quick: bool) -> list[Row]:
