@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -67,16 +67,30 @@ def postgres() -> Any:
     return _started["postgres"]
 
 
+def fake_aws_credentials() -> None:
+    """Fake credentials and a region for moto, unless the environment has its own."""
+    for var, value in {
+        "AWS_ACCESS_KEY_ID": "AKIABENCHFAKE",
+        "AWS_SECRET_ACCESS_KEY": "bench-fake-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }.items():
+        os.environ.setdefault(var, value)
+
+
+def run_alone(run: Callable[..., Iterable[Any]]) -> None:
+    """Run one benchmark module by itself: print its rows, stop the servers it started."""
+    try:
+        for row in run(quick="--quick" in sys.argv):
+            print(row.as_dict())
+    finally:
+        stop_all()
+
+
 def moto() -> str:
     """Endpoint URL of a moto S3 server over HTTP on 127.0.0.1; sets fake credentials."""
     if "moto" not in _started:
-        for var, value in {
-            "AWS_ACCESS_KEY_ID": "AKIABENCHFAKE",
-            "AWS_SECRET_ACCESS_KEY": "bench-fake-secret",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_EC2_METADATA_DISABLED": "true",
-        }.items():
-            os.environ.setdefault(var, value)
+        fake_aws_credentials()
         try:
             from moto.server import ThreadedMotoServer
         except ImportError as exc:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -123,8 +122,4 @@ def _measure(
 
 
 if __name__ == "__main__":
-    try:
-        for row in run(quick="--quick" in sys.argv):
-            print(row.as_dict())
-    finally:
-        _servers.stop_all()
+    _servers.run_alone(run)

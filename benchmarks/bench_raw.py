@@ -11,7 +11,6 @@ transaction each, ``COPY FROM STDIN`` against ``executemany``.
 from __future__ import annotations
 
 import itertools
-import sys
 from typing import Any
 
 import _servers
@@ -66,8 +65,4 @@ def run(quick: bool) -> list[Row]:
 
 
 if __name__ == "__main__":
-    try:
-        for row in run(quick="--quick" in sys.argv):
-            print(row.as_dict())
-    finally:
-        _servers.stop_all()
+    _servers.run_alone(run)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import _servers
 from _harness import Row, Stats
 
 KB, MB = 1000, 1000 * 1000
@@ -74,13 +75,7 @@ def run(quick: bool) -> list[Row]:
     from moto.server import ThreadedMotoServer
     from umlaut_s3 import S3ArtifactStore
 
-    for var, value in {
-        "AWS_ACCESS_KEY_ID": "AKIABENCHFAKE",
-        "AWS_SECRET_ACCESS_KEY": "bench-fake-secret",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }.items():
-        os.environ.setdefault(var, value)
+    _servers.fake_aws_credentials()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()

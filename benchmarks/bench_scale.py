@@ -297,8 +297,4 @@ def run(quick: bool) -> list[Row]:
 
 
 if __name__ == "__main__":
-    try:
-        for row in run(quick="--quick" in sys.argv):
-            print(row.as_dict())
-    finally:
-        _servers.stop_all()
+    _servers.run_alone(run)

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _servers
 from _harness import Row, latency_row, measure, throughput_row
 
 from umlaut_core import Umlaut
@@ -300,5 +301,4 @@ def run(quick: bool) -> list[Row]:
 
 
 if __name__ == "__main__":
-    for row in run(quick="--quick" in sys.argv):
-        print(row.as_dict())
+    _servers.run_alone(run)

@@ -15,10 +15,47 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-__all__ = ["moto_server"]
+__all__ = ["fake_aws_env", "moto_server"]
+
+
+def fake_aws_env(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    *,
+    access_key: str,
+    secret_key: str,
+    session_token: str | None = None,
+) -> dict[str, str]:
+    """Fake credentials and a region in the environment, and nothing else of AWS's:
+    no profile, endpoint or config file of the machine running the tests is read."""
+    for var in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_SECURITY_TOKEN",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    env = {
+        "AWS_ACCESS_KEY_ID": access_key,
+        "AWS_SECRET_ACCESS_KEY": secret_key,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+        # Never wait on the EC2 metadata service for credentials in tests.
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    if session_token is not None:
+        env["AWS_SESSION_TOKEN"] = session_token
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
 
 
 def _unavailable(reason: str) -> None:

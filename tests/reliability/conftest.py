@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _services.moto_server import fake_aws_env
 
 from umlaut_core import Umlaut
 
@@ -147,22 +148,6 @@ class Backend:
             self._engine.dispose()
 
 
-def _aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(var, raising=False)
-    env = {
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env
-
-
 @pytest.fixture
 def umlaut_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Spools and defaults go to this test's folder, never to ./.umlaut."""
@@ -189,7 +174,7 @@ def make_postgres(
 
     server = request.getfixturevalue("postgres_server")
     endpoint = request.getfixturevalue("moto_server")
-    aws = _aws_env(monkeypatch, tmp_path)
+    aws = fake_aws_env(monkeypatch, tmp_path, access_key=ACCESS_KEY, secret_key=SECRET_KEY)
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
     bucket = f"rel-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=bucket)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _services.moto_server import fake_aws_env
 
 #: Fake credentials; tests grep messages and logs for them.
 ACCESS_KEY = "AKIAUMLAUTFAKE7Q3X9Z"
@@ -18,31 +19,15 @@ SESSION_TOKEN = "FwoGZXIvYXdzEUmlautFakeSessionToken0123456789"
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
     """Fake credentials and a region in the environment; no real AWS config is read."""
-    for var in (
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_ENDPOINT_URL",
-        "AWS_ENDPOINT_URL_S3",
-        "AWS_SECURITY_TOKEN",
-        "AWS_REGION",
-        "UMLAUT_TRACKING_URI",
-        "UMLAUT_ARTIFACT_URI",
-        "UMLAUT_PROFILE",
-    ):
+    for var in ("UMLAUT_TRACKING_URI", "UMLAUT_ARTIFACT_URI", "UMLAUT_PROFILE"):
         monkeypatch.delenv(var, raising=False)
-    env = {
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-        "AWS_SESSION_TOKEN": SESSION_TOKEN,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-        # Never wait on the EC2 metadata service for credentials in tests.
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env
+    return fake_aws_env(
+        monkeypatch,
+        tmp_path,
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
+        session_token=SESSION_TOKEN,
+    )
 
 
 @pytest.fixture
