@@ -77,6 +77,26 @@ def _pg_exec(url: str, statements: list[str]) -> None:
             conn.execute(sql)  # type: ignore[arg-type]
 
 
+def _run_indexes(url: str) -> list[str]:
+    """The definitions of umlaut_runs' indexes, as the database itself reports them."""
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            rows = conn.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'index' "
+                "AND tbl_name = 'umlaut_runs' AND sql IS NOT NULL ORDER BY name"
+            ).fetchall()
+        conn.close()
+        return [" ".join(r[0].split()) for r in rows]
+    import psycopg
+
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(conninfo) as conn:
+        rows = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'umlaut_runs' ORDER BY indexname"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
 def _sqlite_exec(path: Path, statements: list[str]) -> None:
     with sqlite3.connect(path) as conn:
         for sql in statements:
@@ -108,7 +128,7 @@ class TestForeignSqliteFile:
         path = tmp_path / "future.db"
         _sqlite_exec(path, [*V1_DDL[:1], "INSERT INTO umlaut_schema VALUES (99, 'later')"])
         before = _sha(path)
-        with pytest.raises(SchemaError, match=r"version 99, newer than the 2"):
+        with pytest.raises(SchemaError, match=rf"version 99, newer than the {CURRENT_VERSION}"):
             SqlTracker(f"sqlite:///{path}")
         assert _sha(path) == before
 
@@ -187,3 +207,18 @@ class TestMigration:
             with_tracker.close()
         # Reopening a current database runs no step again.
         SqlTracker(any_url).close()
+
+    def test_upgraded_database_has_the_indexes_of_a_new_one(
+        self, any_url: str, tmp_path: Path, request: pytest.FixtureRequest
+    ) -> None:
+        self._make_v1(any_url, tmp_path)
+        SqlTracker(any_url).close()
+        fresh_url = (
+            f"sqlite:///{tmp_path / 'fresh' / 'umlaut.db'}"
+            if any_url.startswith("sqlite")
+            else str(request.getfixturevalue("postgres_server").create_database())
+        )
+        SqlTracker(fresh_url).close()
+        upgraded = _run_indexes(any_url)
+        assert upgraded == _run_indexes(fresh_url)
+        assert any("reference_id" in d and "IS NOT NULL" in d.upper() for d in upgraded)

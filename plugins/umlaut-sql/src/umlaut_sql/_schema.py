@@ -25,7 +25,7 @@ from umlaut_core.exceptions import SchemaError
 __all__ = ["CURRENT_VERSION", "PREFIX", "metadata", "models", "runs", "upgrade"]
 
 #: The schema this release writes. Bump it and add a step to ``_STEPS`` together.
-CURRENT_VERSION = 2
+CURRENT_VERSION = 3
 PREFIX = "umlaut_"
 
 metadata = sa.MetaData()
@@ -108,7 +108,14 @@ runs = sa.Table(
     sa.Column("duration_ms", sa.Float, nullable=False),
     sa.Column("tags", _TEXT, nullable=False, server_default="{}"),
     sa.Index("ix_umlaut_runs_model_id", "model_name", "id"),
-    sa.Index("ix_umlaut_runs_reference_id", "reference_id"),
+    # Partial: most calls carry no reference id, and an index entry per NULL would
+    # cost every insert for a lookup that never asks for NULL (schema 3).
+    sa.Index(
+        "ix_umlaut_runs_reference_id",
+        "reference_id",
+        sqlite_where=sa.text("reference_id IS NOT NULL"),
+        postgresql_where=sa.text("reference_id IS NOT NULL"),
+    ),
     sa.Index("ix_umlaut_runs_started_at", "started_at"),
 )
 
@@ -119,8 +126,17 @@ def _to_v2(conn: sa.Connection) -> None:
     conn.exec_driver_sql("CREATE INDEX ix_umlaut_runs_started_at ON umlaut_runs (started_at)")
 
 
+def _to_v3(conn: sa.Connection) -> None:
+    """Schema 3: the reference-id index leaves out the rows that have none."""
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_umlaut_runs_reference_id")
+    conn.exec_driver_sql(
+        "CREATE INDEX ix_umlaut_runs_reference_id ON umlaut_runs (reference_id) "
+        "WHERE reference_id IS NOT NULL"
+    )
+
+
 #: target version → step that brings a database from the version before to it.
-_STEPS: dict[int, Callable[[sa.Connection], None]] = {2: _to_v2}
+_STEPS: dict[int, Callable[[sa.Connection], None]] = {2: _to_v2, 3: _to_v3}
 
 
 def read_version(conn: sa.Connection, where: str) -> int | None:
