@@ -24,6 +24,7 @@ __all__ = [
     "machine",
     "measure",
     "measure_each",
+    "measure_interleaved",
     "throughput_row",
 ]
 
@@ -52,6 +53,36 @@ def measure(
             fn()
         samples.append((time.perf_counter() - start) / (number * per))
     return Stats(statistics.median(samples), min(samples), max(samples), repeat)
+
+
+def measure_interleaved(
+    fns: dict[str, Callable[[], Any]],
+    *,
+    number: int = 100,
+    repeat: int = 7,
+    per: int = 1,
+    warmup: int = 1,
+) -> dict[str, Stats]:
+    """Like :func:`measure` for several functions whose ratios matter: their rounds
+    alternate (round i of every function before round i+1 of any, the order rotating),
+    so a machine that slows down mid-run slows every side alike instead of whichever
+    was measured last."""
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            fns[name]()
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(repeat):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            fn = fns[name]
+            gc.collect()
+            start = time.perf_counter()
+            for _ in range(number):
+                fn()
+            samples[name].append((time.perf_counter() - start) / (number * per))
+    return {
+        name: Stats(statistics.median(s), min(s), max(s), repeat) for name, s in samples.items()
+    }
 
 
 @dataclass

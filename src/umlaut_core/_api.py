@@ -30,7 +30,15 @@ from .exceptions import (
 from .keys import bundle_key
 from .packer import LoadedModel, pack, unpack
 from .protocols import ArtifactStore, Capability, Tracker
-from .records import AuditRecord, ModelInfo, ModelVersion, RunQuery, StageChange, VersionDraft
+from .records import (
+    AuditRecord,
+    ModelInfo,
+    ModelVersion,
+    RunQuery,
+    StageChange,
+    VersionDraft,
+    audit_record,
+)
 from .registry import BackendRegistry, redact
 from .spool import SpoolStatus
 from .stores.memory import select_runs
@@ -446,9 +454,10 @@ class Umlaut:
         selector = selector_text(version, stage)
         if self._observed:
             self._pm.hook.umlaut_before_run(version=mv, inputs=input_config)
-        record, output, error = call_model(
+        fields, output, error = call_model(
             loaded.run, mv, selector, input_config, inputs_json, ref, clean_tags, result_keys
         )
+        record = audit_record(*fields)
         self._delivery.deliver((record,))
         if self._observed:
             self._notify(record, error)
@@ -535,10 +544,10 @@ class Umlaut:
                 ref = next(refs, None) if refs is not None else None
                 if self._observed:
                     self._pm.hook.umlaut_before_run(version=mv, inputs=item)
-                record, output, error = call_model(
+                fields, output, error = call_model(
                     loaded.run, mv, selector, item, inputs_json, ref, clean_tags, None
                 )
-                buffer.append(record)
+                buffer.append(fields)
                 if error is not None:
                     if return_outputs:
                         outputs.append(error)

@@ -10,7 +10,7 @@ from .clock import utcnow
 from .encoding import encode_input, encode_output
 from .exceptions import EncodingError, OutputEncodingError
 from .ids import new_run_id
-from .records import AuditRecord, ModelVersion
+from .records import ModelVersion, RecordFields
 
 __all__ = ["call_model", "encode_item", "error_message", "error_type", "selector_text"]
 
@@ -24,8 +24,10 @@ def call_model(
     reference_id: str | None,
     tags: Mapping[str, str],
     result_keys: Sequence[str] | None,
-) -> tuple[AuditRecord, Any, BaseException | None]:
-    """Run the model once and build its audit record; never raises the model's error."""
+) -> tuple[RecordFields, Any, BaseException | None]:
+    """Run the model once and return its audit record's fields (see
+    :func:`~umlaut_core.records.audit_record`), its output and its error; never
+    raises the model's error."""
     run_id = new_run_id()
     started = utcnow()
     t0 = time.perf_counter()
@@ -43,27 +45,15 @@ def call_model(
         error = exc
     duration_ms = (time.perf_counter() - t0) * 1000.0
     if error is None:
-        # Positional, in field order: keywords cost a measurable share of a batch item.
-        ok = AuditRecord(
+        ok: RecordFields = (
             run_id, mv.name, mv.version, selector, inputs_json, output_json, "ok", started,
-            duration_ms, reference_id, None, None, tags,
+            duration_ms, reference_id, None, None, tags, False,
         )  # fmt: skip
         return ok, output, None
-    failed = AuditRecord(
-        id=run_id,
-        model_name=mv.name,
-        version=mv.version,
-        selector=selector,
-        inputs_json=inputs_json,
-        output_json=None,
-        status="error",
-        started_at=started,
-        duration_ms=duration_ms,
-        reference_id=reference_id,
-        error_type=error_type(error),
-        error_message=error_message(error),
-        tags=tags,
-    )
+    failed: RecordFields = (
+        run_id, mv.name, mv.version, selector, inputs_json, None, "error", started,
+        duration_ms, reference_id, error_type(error), error_message(error), tags, False,
+    )  # fmt: skip
     return failed, output, error
 
 

@@ -99,7 +99,13 @@ class Tracker(Protocol):
         ...
 
     def record_runs(self, records: Iterable[AuditRecord]) -> int:
-        """Write the records in one transaction; return how many were new."""
+        """Write the records in one transaction; return how many were new.
+
+        ``records`` may be consumed once only. When it also has a ``field_tuples()``
+        method (the batches ``run_batch`` writes do), that yields the same records as
+        :data:`~umlaut_core.records.RecordFields` tuples, in the same order; a tracker
+        that writes rows may read those instead and skip building the objects.
+        """
         ...
 
     def query_runs(self, query: RunQuery) -> list[AuditRecord]:

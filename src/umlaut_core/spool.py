@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .exceptions import BackendError
-from .records import AuditRecord
+from .records import AuditRecord, audit_record
 from .sqlite_wal import enable_wal
 
 __all__ = ["Spool", "SpoolFullError", "SpoolStatus"]
@@ -88,21 +88,10 @@ def _decode(record_id: str, body: str) -> AuditRecord:
     (name, version, selector, inputs, output, status, started, duration, ref, etype, emsg, tags) = (
         json.loads(body)
     )
-    return AuditRecord(
-        id=record_id,
-        model_name=name,
-        version=version,
-        selector=selector,
-        inputs_json=inputs,
-        output_json=output,
-        status=status,
-        started_at=dt.datetime.fromisoformat(started),
-        duration_ms=duration,
-        reference_id=ref,
-        error_type=etype,
-        error_message=emsg,
-        tags=tags,
-    )
+    return audit_record(
+        record_id, name, version, selector, inputs, output, status,
+        dt.datetime.fromisoformat(started), duration, ref, etype, emsg, tags, False,
+    )  # fmt: skip
 
 
 class Spool:

@@ -59,6 +59,7 @@ class TestStreamingBatch:
 
     def test_returns_the_count_and_records_everything(self) -> None:
         from umlaut_core._buffer import RecordBuffer
+        from umlaut_core.records import fields_of
 
         umlaut = Umlaut("memory:")
         umlaut.track_model(Threshold(10), "stream")
@@ -67,11 +68,14 @@ class TestStreamingBatch:
         records = umlaut.history("stream", limit=100)
         assert sorted(r.inputs["x"] for r in records) == list(range(25))
         assert sum(r.output["above"] for r in records) == 14
-        # The buffer behind it spills to disk and reads back in order.
+        # The buffer behind it spills to disk and reads back in order, as records or
+        # as their plain field tuples.
+        ordered = sorted(records, key=lambda r: r.id)
         with RecordBuffer(spill_at=4) as buffer:
-            for r in sorted(records, key=lambda r: r.id):
-                buffer.append(r)
-            assert [r.id for r in buffer] == sorted(r.id for r in records)
+            for r in ordered:
+                buffer.append(fields_of(r))
+            assert list(buffer) == ordered
+            assert list(buffer.field_tuples()) == [fields_of(r) for r in ordered]
             assert len(buffer) == 25
 
 

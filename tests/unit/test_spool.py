@@ -206,3 +206,16 @@ class TestIds:
         assert all(len(i) == 26 for i in ids)
         assert id_floor(before) <= ids[0] and ids[-1] < id_floor(after)
         assert encode_id(5, 0) < encode_id(5, 1) < encode_id(6, 0)
+
+    def test_ids_within_one_millisecond_count_up_across_every_carry(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from umlaut_core import ids
+
+        # A frozen clock: every id falls in one millisecond, so each is the previous
+        # one's random part + 1, also where the cached head changes (every 1,024).
+        monkeypatch.setattr(ids.time, "time_ns", lambda: 1_700_000_000_123_456_789)
+        monkeypatch.setattr(ids, "_last_ms", -1)
+        made = [ids.new_run_id() for _ in range(3000)]
+        first = ids._last_rand - 2999
+        assert made == [ids.encode_id(1_700_000_000_123, first + i) for i in range(3000)]

@@ -83,6 +83,69 @@ class TestRecordRuns:
         assert text == "2024-03-01T09:30:00.000000+00:00"
 
 
+class TestRowText:
+    """Records become rows with the same fixed-width time text whichever path they take."""
+
+    def test_cached_second_text_matches_fmt_time(self) -> None:
+        import random
+
+        from umlaut_sql._rows import _utc_text, fmt_time
+
+        rng = random.Random(7)
+        moments = [
+            dt.datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=dt.UTC),
+            dt.datetime(1970, 1, 1, 0, 0, 0, 0, tzinfo=dt.UTC),
+            dt.datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=dt.UTC),
+            dt.datetime(2024, 1, 1, 1, 0, 0, 5, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+        ]
+        t = T0
+        for _ in range(5000):
+            # Mostly neighbours within a second or two (the cache's case), some far jumps
+            # (a replayed or migrated record: the same clock time on another day).
+            step = rng.choice([rng.randrange(0, 2_000_000), rng.randrange(-10**12, 10**12)])
+            t += dt.timedelta(microseconds=step)
+            moments.append(t)
+            moments.append(t + dt.timedelta(days=1))
+        assert [_utc_text(m) for m in moments] == [fmt_time(m) for m in moments]
+
+    def test_field_tuples_and_records_make_the_same_rows(self) -> None:
+        from umlaut_sql._rows import row_from_fields, run_row
+
+        from umlaut_core.records import fields_of
+
+        records = [_record(i, reference_id="r", tags={"a": "b"}) for i in range(3)]
+        assert [run_row(r) for r in records] == [row_from_fields(fields_of(r)) for r in records]
+        assert run_row(records[0])[10] == "2024-03-01T09:30:00.000000+00:00"
+
+
+class TestReferenceIndex:
+    """The partial reference-id index still serves history(reference_id=…)."""
+
+    def test_lookup_by_reference_id_uses_the_index(self, tmp_path: Path) -> None:
+        import sqlalchemy as sa
+
+        tracker = SqlTracker(f"sqlite:///{tmp_path / 'umlaut.db'}")
+        seen: list[tuple[str, Any]] = []
+        sa.event.listen(
+            tracker._engine,
+            "before_cursor_execute",
+            lambda _c, _cur, sql, params, *_: seen.append((sql, params)),
+        )
+        try:
+            tracker.record_runs(
+                [_record(i, reference_id=f"ref-{i}" if i % 2 else None) for i in range(20)]
+            )
+            (found,) = tracker.query_runs(RunQuery(reference_id="ref-7"))
+            assert found.reference_id == "ref-7"
+            sql, params = seen[-1]
+            with sqlite3.connect(tmp_path / "umlaut.db") as conn:
+                plan = " ".join(str(r) for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+            conn.close()
+            assert "ix_umlaut_runs_reference_id" in plan
+        finally:
+            tracker.close()
+
+
 class TestSqliteSettings:
     """WAL, busy timeout and the durability setting are applied and documented."""
 

@@ -45,6 +45,7 @@ from ._rows import (
     fmt_time,
     parse_time,
     record_from_row,
+    row_from_fields,
     run_row,
     version_from_row,
 )
@@ -537,8 +538,10 @@ class SqlTracker:
     # -- audit records ----------------------------------------------------------------
 
     def record_runs(self, records: Iterable[AuditRecord]) -> int:
-        it = iter(records)
-        first = [run_row(r) for r in itertools.islice(it, CHUNK)]
+        tuples = getattr(records, "field_tuples", None)
+        # A run_batch buffer hands over plain field tuples: no record objects to build.
+        it = map(row_from_fields, tuples()) if callable(tuples) else map(run_row, records)
+        first = list(itertools.islice(it, CHUNK))
         if not first:
             return 0
         sql = self._sql["run"]
@@ -563,7 +566,7 @@ class SqlTracker:
                         if len(chunk) < CHUNK:
                             break
                         consumed_more = True
-                        chunk = [run_row(r) for r in itertools.islice(it, CHUNK)]
+                        chunk = list(itertools.islice(it, CHUNK))
                     cur.execute("COMMIT")
                 except BaseException:
                     cur.execute("ROLLBACK")
