@@ -3,11 +3,12 @@
 Baseline, measured in the same run on the same server: a hand-written MLflow audit
 of one call with ``MlflowClient`` — ``create_run`` with the data as tags, then
 ``set_terminated`` — which is the least any "one run per call" design can do.
-Ours: ``run_model`` (pinned version and alias; audit written synchronously) and
-``track_model`` of a changed model (new version every call). Each row carries the
-HTTP requests per call, counted by wrapping ``requests.Session.request``.
+Ours: ``run_model`` (pinned version and alias; audit written synchronously),
+alternating round by round with the baseline, and ``track_model`` of a changed model
+(new version every call). Each row carries the HTTP requests per call, counted by
+wrapping ``requests.Session.request``.
 
-Needs mlflow installed in the interpreter that runs it (e.g. /work/venv-mlflow).
+Needs mlflow and umlaut-mlflow installed in the interpreter that runs it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import _servers
-from _harness import Row, latency_row, measure
+from _harness import Row, latency_row, measure, measure_interleaved
 
 from umlaut_core import Umlaut
 from umlaut_core.testing.models import Threshold
@@ -102,24 +103,26 @@ def run(quick: bool) -> list[Row]:
                 run.info.run_id, run_status=3, end_time=int(time.time() * 1000), run_name=None
             )
 
-        base = measure(raw_audit, number=number, repeat=repeat)
-        base_req = _requests_per_call(raw_audit)
         # sync: each call writes its own run, as the raw baseline does (the spooled
-        # default is measured in bench_original.py).
+        # default is measured in bench_original.py). The three alternate round by round.
         with Umlaut(f"mlflow+{url}", delivery="sync") as u:
             u.track_model(Threshold(5), "bench", stage="Production")
-            pinned = measure(
-                lambda: u.run_model("bench", {"x": 7}, version=1), number=number, repeat=repeat
-            )
-            pinned_req = _requests_per_call(lambda: u.run_model("bench", {"x": 7}, version=1))
-            alias = measure(
-                lambda: u.run_model("bench", {"x": 7}, stage="Production"),
+
+            def pinned_call() -> None:
+                u.run_model("bench", {"x": 7}, version=1)
+
+            def alias_call() -> None:
+                u.run_model("bench", {"x": 7}, stage="Production")
+
+            got = measure_interleaved(
+                {"raw": raw_audit, "pinned": pinned_call, "alias": alias_call},
                 number=number,
                 repeat=repeat,
             )
-            alias_req = _requests_per_call(
-                lambda: u.run_model("bench", {"x": 7}, stage="Production")
-            )
+            base, pinned, alias = got["raw"], got["pinned"], got["alias"]
+            base_req = _requests_per_call(raw_audit)
+            pinned_req = _requests_per_call(pinned_call)
+            alias_req = _requests_per_call(alias_call)
             limits = itertools.count(100)
             track = measure(
                 lambda: u.track_model(Threshold(next(limits)), "bench track"),
@@ -143,7 +146,7 @@ def run(quick: bool) -> list[Row]:
     )
     rows.append(
         latency_row(
-            "run_model, by alias (audit sync)",
+            "run_model, by alias, default resolve_ttl=1 s (audit sync)",
             "mlflow server",
             alias,
             base,

@@ -17,7 +17,9 @@ Compared, each on a real ``mlflow server`` started like the tests' one
   output → ``end_run``); and registering a pyfunc with explicit pip requirements.
 * **umlaut-mlflow** on the MLflow 3 server: ``run_model`` by stage with the audit
   written synchronously (``delivery="sync"``) and spooled (the default for remote
-  trackers), ``track_model`` of a changed model, and shipping throughput of the spool.
+  trackers), each with the default ``resolve_ttl`` (1 s for a remote tracker) and with
+  ``resolve_ttl=0`` (an alias lookup on every call), and pinned to a version;
+  ``track_model`` of a changed model; shipping throughput of the spool.
 * **umlaut on the embedded SQLite default**, the baseline of issue 8's target.
 
 Requests are counted by wrapping ``requests.Session.request`` in this process (the
@@ -198,10 +200,16 @@ def _ours(url: str, quick: bool, folder: Path) -> dict[str, Any]:
     number, repeat = (10, 2) if quick else (50, 5)
     got: dict[str, Any] = {}
     name, payload = "bench-original", {"revenue": 7}
-    with Umlaut(f"mlflow+{url}", delivery="sync") as um:
+    # Sync: by stage with the default resolve_ttl (1 s for a remote tracker: about one
+    # alias lookup a second) and with 0 (an alias lookup on every call), and pinned.
+    with (
+        Umlaut(f"mlflow+{url}", delivery="sync") as um,
+        Umlaut(f"mlflow+{url}", delivery="sync", resolve_ttl=0) as strict,
+    ):
         um.track_model(ExampleModel(), name, stage="Production")
         calls: dict[str, Callable[[], Any]] = {
             "sync": lambda: um.run_model(name, payload, stage="Production"),
+            "sync_ttl0": lambda: strict.run_model(name, payload, stage="Production"),
             "sync_pinned": lambda: um.run_model(name, payload, version=1),
         }
         for key, call in calls.items():
@@ -267,6 +275,11 @@ def _rows(
 ) -> list[Row]:  # fmt: skip
     ml3 = "umlaut-mlflow, mlflow 3 server"
     emb, emb_p99 = embedded
+    synced = (
+        ("sync", "by stage (default resolve_ttl=1 s)"),
+        ("sync_ttl0", "by stage, resolve_ttl=0,"),
+        ("sync_pinned", "version pinned"),
+    )
     rows = [
         latency_row("run_model by stage (audit sync)", "sqlite (embedded default)", emb,
                     p99_us=round(emb_p99 * 1e6, 1)),
@@ -276,7 +289,7 @@ def _rows(
         latency_row("plain MLflow: log_model + register (explicit pip reqs)", "mlflow 3 server",
                     plain["track"], unit="ms/call", requests_per_call=plain["track_req"]),
     ]  # fmt: skip
-    for key, how in (("sync", "by stage"), ("sync_pinned", "version pinned")):
+    for key, how in synced:
         rows.append(
             latency_row(f"run_model {how} (audit sync)", ml3, ours[key], plain["run"],
                         "plain MLflow by hand", unit="ms/call",
@@ -317,7 +330,7 @@ def _rows(
         latency_row("track_model (new version)", ORIGINAL, o_track, unit="ms/call",
                     requests_per_call=o_track_req),
     ]  # fmt: skip
-    for key, how in (("sync", "by stage"), ("sync_pinned", "version pinned")):
+    for key, how in synced:
         rows.append(
             faster_row(f"run_model {how} (audit sync) vs original", ml3, ours[key], o_run,
                        base, min_speedup=3, requests_per_call=ours[f"{key}_req"],

@@ -117,12 +117,15 @@ class Umlaut:
             # can be opened again, the same way, by a shipper process.
             reopenable=tracker is None and plugin_manager is None,
         )
-        # Spooled delivery promises run_model never waits on the remote store; a stage
-        # lookup per call would be such a wait, so spooled processes reuse one for 1 s.
+        # A stage/latest lookup on a remote store is a round trip per call (on an MLflow
+        # server, as long as writing the audit run itself), and spooled delivery
+        # promises run_model never waits on the store at all: both reuse a resolution
+        # for 1 s. A local file answers in microseconds, so it is asked every call.
+        remote = Capability.REMOTE in self._tracker.capabilities
         self._resolve_ttl = (
             self.settings.resolve_ttl
             if self.settings.resolve_ttl is not None
-            else (1.0 if self._delivery.mode == "spooled" else 0.0)
+            else (1.0 if remote or self._delivery.mode == "spooled" else 0.0)
         )
 
     def _open_store(
@@ -170,7 +173,8 @@ class Umlaut:
 
     @property
     def resolve_ttl(self) -> float:
-        """Seconds a ``stage=``/latest resolution is reused (1 s spooled, else 0)."""
+        """Seconds a ``stage=``/latest resolution is reused: by default 1 s for a
+        remote tracker or spooled delivery, else 0 (every call asks the tracker)."""
         return self._resolve_ttl
 
     @property

@@ -76,7 +76,7 @@ class Settings:
     spool_warn_after: float = 60.0
     exit_flush_timeout: float = 5.0
     spool_durable: bool = False
-    #: None: 1 s with spooled delivery, else 0 (see Umlaut.resolve_ttl).
+    #: None: 1 s for a remote tracker or spooled delivery, else 0 (see Umlaut.resolve_ttl).
     resolve_ttl: float | None = None
     #: None: a child process when the tracker can be reopened there, else a thread.
     shipper: str | None = None

@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 
 from umlaut_core import Umlaut
+from umlaut_core.protocols import Capability
+from umlaut_core.stores.memory import MemoryTracker
 from umlaut_core.testing.models import Echo, Threshold
 
 
@@ -80,7 +82,8 @@ class TestStreamingBatch:
 
 
 class TestResolveTtlDefaults:
-    """Spooled delivery reuses a stage resolution for 1 s; sync resolves every call."""
+    """Remote trackers and spooled delivery reuse a stage resolution for 1 s; local
+    trackers under sync delivery resolve every call."""
 
     def test_defaults_follow_the_delivery_mode(self, tmp_path: Path) -> None:
         spool = str(tmp_path / "spool.db")
@@ -88,6 +91,20 @@ class TestResolveTtlDefaults:
         assert Umlaut("memory:", delivery="spooled", spool_path=spool).resolve_ttl == 1.0
         pinned = Umlaut("memory:", delivery="spooled", spool_path=spool, resolve_ttl=0)
         assert pinned.resolve_ttl == 0.0
+
+    def test_a_remote_tracker_reuses_a_resolution_under_sync_delivery_too(self) -> None:
+        remote = MemoryTracker()
+        remote.capabilities = remote.capabilities | {Capability.REMOTE}
+        umlaut = Umlaut(tracker=remote, delivery="sync")
+        assert umlaut.resolve_ttl == 1.0
+        umlaut.track_model(Threshold(1), "m", stage="Production")
+        umlaut.run_model("m", {"x": 0}, stage="Production")
+        # Another process promotes v2 behind this one's back (straight in the tracker).
+        umlaut.track_model(Threshold(2), "m")
+        remote.set_alias("m", "Production", 2, changed_by="other", reason=None)
+        assert umlaut.run_model("m", {"x": 0}, stage="Production")["limit"] == 1
+        strict = Umlaut(tracker=remote, delivery="sync", resolve_ttl=0)
+        assert strict.run_model("m", {"x": 0}, stage="Production")["limit"] == 2
 
     def test_a_process_sees_its_own_promotion_at_once(self) -> None:
         umlaut = Umlaut("memory:", resolve_ttl=60)

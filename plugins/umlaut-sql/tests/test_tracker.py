@@ -102,7 +102,7 @@ class TestRowText:
         for _ in range(5000):
             # Mostly neighbours within a second or two (the cache's case), some far jumps
             # (a replayed or migrated record: the same clock time on another day).
-            step = rng.choice([rng.randrange(0, 2_000_000), rng.randrange(-10**12, 10**12)])
+            step = rng.choice([rng.randrange(0, 2_000_000), rng.randrange(-(10**12), 10**12)])
             t += dt.timedelta(microseconds=step)
             moments.append(t)
             moments.append(t + dt.timedelta(days=1))

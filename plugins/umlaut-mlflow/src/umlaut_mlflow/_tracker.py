@@ -62,6 +62,7 @@ from ._codec import K
 from ._compat import import_mlflow, quiet_sqlalchemy_deprecations
 from ._errors import error_code, mlflow_errors
 from ._flavor import FLAVOR_NAME, REF_TAG, remember_copy
+from ._rest import RestRunWriter
 from ._uri import apply_http_limits, parse_uri
 
 __all__ = ["LOCK_PREFIX", "MlflowTracker"]
@@ -153,6 +154,9 @@ class MlflowTracker:
             # set_terminated() would first fetch the run to print its URL: one request
             # and a line on stdout per record. The store call does only the update.
             self._store = self._client._tracking_client.store
+        # Audit runs (two requests each, on the hot path) skip MlflowClient's
+        # per-request overhead where that is safe; see _rest.py.
+        self._rest = RestRunWriter.for_store(self._store) if target.is_remote else None
         self._experiments: dict[str, str] = {}
         self._name_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -643,14 +647,21 @@ class MlflowTracker:
             if not token:
                 return
 
+    def _create_run(self, exp_id: str, start: int, tags: dict[str, str], name: str) -> str:
+        if self._rest is not None:
+            return self._rest.create_run(exp_id, start_time=start, tags=tags, run_name=name)
+        run = self._client.create_run(exp_id, start_time=start, tags=tags, run_name=name)
+        return str(run.info.run_id)
+
     def _finish(self, run_id: str, status: str, end_ms: int | None) -> None:
+        end = end_ms if end_ms is not None else int(time.time() * 1000)
+        if self._rest is not None:
+            self._rest.finish_run(run_id, status, end)
+            return
         from mlflow.entities import RunStatus
 
         self._store.update_run_info(
-            run_id,
-            run_status=RunStatus.from_string(status),
-            end_time=end_ms if end_ms is not None else int(time.time() * 1000),
-            run_name=None,
+            run_id, run_status=RunStatus.from_string(status), end_time=end, run_name=None
         )
 
     def record_runs(self, records: Iterable[AuditRecord]) -> int:
@@ -706,17 +717,12 @@ class MlflowTracker:
                 if r.id in seen:
                     continue
                 tags, artifacts = _audit_tags(r)
-                run = self._client.create_run(
-                    exp_ids[r.model_name],
-                    start_time=codec.to_ms(r.started_at),
-                    tags=tags,
-                    run_name=r.id,
-                )
-                run_id = run.info.run_id
+                start = codec.to_ms(r.started_at)
+                run_id = self._create_run(exp_ids[r.model_name], start, tags, r.id)
                 created.append((r.id, run_id))
                 for file, text in artifacts.items():
                     self._client.log_text(run_id, text, file)
-                end = codec.to_ms(r.started_at) + int(r.duration_ms)
+                end = start + int(r.duration_ms)
                 self._finish(run_id, "FINISHED" if r.status == "ok" else "FAILED", end)
                 seen.add(r.id)
                 count += 1
@@ -854,6 +860,8 @@ class MlflowTracker:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            if self._rest is not None:
+                self._rest.close()
             shutil.rmtree(self._downloads, ignore_errors=True)
 
 
