@@ -59,7 +59,7 @@ def run_alias(u: Umlaut, job: dict[str, Any]) -> dict[str, Any]:
         t0 = utcnow().isoformat()
         u.run_model(job["name"], {"x": 0, "t0": t0}, stage=job["alias"])
         calls += 1
-    return {"calls": calls, "flushed": u.flush(timeout=120)}
+    return {"calls": calls, "flushed": u.flush(timeout=120), "resolve_ttl": u.resolve_ttl}
 
 
 def move_alias(u: Umlaut, job: dict[str, Any]) -> dict[str, Any]:

@@ -57,6 +57,11 @@ class Backend:
         options.setdefault("artifact_options", self.artifact_options)
         return Umlaut(self.tracking, self.artifact, **options)
 
+    @property
+    def remote(self) -> bool:
+        """A database server (its tracker declares REMOTE), not a local file."""
+        return not self.tracking.startswith("sqlite")
+
     def job(self, **job: Any) -> dict[str, Any]:
         return {
             "tracking": self.tracking,

@@ -114,7 +114,9 @@ class TestMlflowConcurrency:
                 worker=r,
                 alias="Production",
                 seconds=6.0,
-                options={"delivery": "sync"},
+                # Every call asks MLflow (the default reuses a resolution for 1 s; that
+                # window is checked on PostgreSQL in test_concurrency.py).
+                options={"delivery": "sync", "resolve_ttl": 0},
             )
             for r in range(2)
         ]
