@@ -23,8 +23,10 @@ __all__ = [
     "latency_row",
     "machine",
     "measure",
+    "each_stats",
     "measure_each",
     "measure_interleaved",
+    "time_calls",
     "throughput_row",
 ]
 
@@ -185,26 +187,33 @@ def machine() -> dict[str, Any]:
     }
 
 
+def time_calls(fn: Callable[[], Any], number: int) -> list[float]:
+    """Seconds taken by each of ``number`` calls of ``fn`` (one round)."""
+    gc.collect()
+    clock = time.perf_counter
+    samples = []
+    for _ in range(number):
+        start = clock()
+        fn()
+        samples.append(clock() - start)
+    return samples
+
+
+def each_stats(rounds: list[list[float]]) -> tuple[Stats, float]:
+    """Per-call rounds → (median over all calls with min/max of round medians, p99)."""
+    every = sorted(s for r in rounds for s in r)
+    medians = [statistics.median(r) for r in rounds]
+    p99 = every[min(len(every) - 1, int(0.99 * len(every)))]
+    return Stats(statistics.median(every), min(medians), max(medians), len(rounds)), p99
+
+
 def measure_each(
     fn: Callable[[], Any], *, number: int = 1000, repeat: int = 5, warmup: int = 20
 ) -> tuple[Stats, float]:
     """Time every call: (median over all calls with min/max of round medians, p99)."""
     for _ in range(warmup):
         fn()
-    rounds: list[list[float]] = []
-    clock = time.perf_counter
-    for _ in range(repeat):
-        gc.collect()
-        samples = []
-        for _ in range(number):
-            start = clock()
-            fn()
-            samples.append(clock() - start)
-        rounds.append(samples)
-    every = sorted(s for r in rounds for s in r)
-    medians = [statistics.median(r) for r in rounds]
-    p99 = every[min(len(every) - 1, int(0.99 * len(every)))]
-    return Stats(statistics.median(every), min(medians), max(medians), repeat), p99
+    return each_stats([time_calls(fn, number) for _ in range(repeat)])
 
 
 def faster_row(

@@ -1,12 +1,15 @@
-"""Drive the original umlaut 0.3.4 against an MLflow server; print JSON timings.
+"""Drive the original umlaut 0.3.4 against an MLflow server, one round at a time.
 
 Runs inside the 0.3.4 virtual environment (mlflow 1.28), started by
-``bench_original.py``: ``python _original_driver.py URL TRACKS RUNS ROUNDS``. It tracks
-``TRACKS`` versions of the example model (each ``track_model`` call makes a new
-version: 0.3.4 has no dedupe), moves version 1 to ``Production`` and times
-``run_model`` in ``ROUNDS`` rounds of ``RUNS`` calls after one warm-up call. HTTP
-requests are counted by wrapping ``requests.Session.request``, which every MLflow
-1.28 REST and artifact call goes through.
+``bench_original.py``: ``python _original_driver.py URL TRACKS``. It tracks ``TRACKS``
+versions of the example model (each ``track_model`` call makes a new version: 0.3.4
+has no dedupe), moves version 1 to ``Production``, makes one warm-up ``run_model``
+call and prints one JSON line (track timings, requests, versions). Then each line
+``N`` on stdin times ``N`` ``run_model`` calls and prints their timings and requests
+per call as one JSON line, so the caller can alternate these rounds with its own;
+``quit`` or end of input stops it. HTTP requests are counted by wrapping
+``requests.Session.request``, which every MLflow 1.28 REST and artifact call goes
+through.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ class ExampleModel:
 
 
 def main() -> None:
-    url, tracks, runs, rounds = sys.argv[1], *map(int, sys.argv[2:5])
+    url, tracks = sys.argv[1], int(sys.argv[2])
     import logging
 
     import mlflow
@@ -61,29 +64,26 @@ def main() -> None:
         track_req.append(COUNT["n"] - before)
     MlflowClient().transition_model_version_stage(name, "1", "Production")
     um.run_model(name, {"revenue": 7})  # warm-up: first-time imports
-    run_s: list[list[float]] = []
-    before = COUNT["n"]
-    for _ in range(rounds):
+    ready = {
+        "track_s": track_s,
+        "track_requests": track_req,
+        "mlflow": mlflow.__version__,
+        "python": sys.version.split()[0],
+    }
+    print(json.dumps(ready), flush=True)
+    for line in sys.stdin:
+        if line.strip() == "quit":
+            break
+        runs = int(line)
         samples = []
+        before = COUNT["n"]
         for _ in range(runs):
             start = time.perf_counter()
             result = um.run_model(name, {"revenue": 7})
             samples.append(time.perf_counter() - start)
             assert result is True, result
-        run_s.append(samples)
-    run_req = (COUNT["n"] - before) / (runs * rounds)
-    print(
-        json.dumps(
-            {
-                "track_s": track_s,
-                "track_requests": track_req,
-                "run_s": run_s,
-                "run_requests": run_req,
-                "mlflow": mlflow.__version__,
-                "python": sys.version.split()[0],
-            }
-        )
-    )
+        requests = (COUNT["n"] - before) / runs
+        print(json.dumps({"run_s": samples, "run_requests": requests}), flush=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ Compared, each on a real ``mlflow server`` started like the tests' one
   runs against its **own MLflow 1.28 server** started with the same flags; the probe
   that shows this runs every time and its answer is in the rows' ``extra``. Measured:
   ``track_model`` (each call registers a new version) and steady-state
-  ``run_model`` (after one warm-up call) with HTTP requests per call.
+  ``run_model`` (after one warm-up call) with HTTP requests per call; its
+  ``run_model`` rounds alternate with umlaut-mlflow's synchronous ones, so the
+  ratios between them are measured side by side.
 * **plain MLflow 3 by hand**: ``mlflow.pyfunc.load_model`` once, then per prediction
   one run (``start_run`` → ``predict`` → ``set_tags`` with the JSON inputs and
   output → ``end_run``); and registering a pyfunc with explicit pip requirements.
@@ -43,7 +45,16 @@ from pathlib import Path
 from typing import Any
 
 import _servers
-from _harness import Row, Stats, faster_row, latency_row, measure, measure_each
+from _harness import (
+    Row,
+    Stats,
+    each_stats,
+    faster_row,
+    latency_row,
+    measure,
+    measure_each,
+    time_calls,
+)
 
 from umlaut_core import Umlaut
 from umlaut_core.testing.models import ExampleModel, Threshold
@@ -96,36 +107,64 @@ def _venv_python(quick: bool) -> Path:
     return python
 
 
-def _drive(python: Path, url: str, tracks: int, runs: int, rounds: int) -> dict[str, Any]:
-    done = subprocess.run(
-        [str(python), str(DRIVER), url, str(tracks), str(runs), str(rounds)],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    if done.returncode:
-        lines = (done.stderr or done.stdout).strip().splitlines() or ["?"]
-        errors = [line for line in lines if "Exception:" in line or "Error:" in line]
-        raise RuntimeError((errors or lines)[-1][:400])
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+class _Driver:
+    """The 0.3.4 driver process (``_original_driver.py``), set up and waiting for
+    rounds of ``run_model`` calls, so they can alternate with ours."""
+
+    def __init__(self, python: Path, url: str, tracks: int) -> None:
+        self.proc = subprocess.Popen(
+            [str(python), str(DRIVER), url, str(tracks)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.rounds: list[list[float]] = []
+        self.requests: list[float] = []
+        self.ready = self._answer()
+
+    def _answer(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(timeout=60)
+            assert self.proc.stderr is not None
+            lines = self.proc.stderr.read().strip().splitlines() or ["?"]
+            errors = [x for x in lines if "Exception:" in x or "Error:" in x]
+            raise RuntimeError((errors or lines)[-1][:400])
+        return dict(json.loads(line))
+
+    def round(self, calls: int) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{calls}\n")
+        self.proc.stdin.flush()
+        got = self._answer()
+        self.rounds.append(got["run_s"])
+        self.requests.append(got["run_requests"])
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
 
 
-def _original(quick: bool, mlflow3_url: str) -> dict[str, Any]:
+def _original(quick: bool, mlflow3_url: str) -> tuple[_Driver, str]:
+    """The 0.3.4 driver on its own MLflow 1.28 server, and why not on the 3.x one."""
     python = _venv_python(quick)
     try:  # does the 1.28 client work against the MLflow 3 server?
-        _drive(python, mlflow3_url, 1, 1, 1)
+        _Driver(python, mlflow3_url, 1).close()
         probe = "the 1.28 client works against the MLflow 3 server"
     except RuntimeError as exc:
         probe = f"1.28 client against the MLflow 3 server fails: {exc}"[:300]
     url = _servers.mlflow_at(
         str(VENV / "bin" / "mlflow"), label="mlflow-1.28", extra_path=str(VENV / "bin")
     )
-    tracks, runs, rounds = (2, 5, 2) if quick else (5, 20, 5)
-    got = _drive(python, url, tracks, runs, rounds)
-    got["probe"] = probe
+    driver = _Driver(python, url, 2 if quick else 5)
     VERSIONS["umlaut (original)"] = "0.3.4"
-    VERSIONS["mlflow (original's)"] = got["mlflow"]
-    return got
+    VERSIONS["mlflow (original's)"] = driver.ready["mlflow"]
+    return driver, probe
 
 
 # -- this process: plain MLflow and umlaut-mlflow --------------------------------------
@@ -196,7 +235,7 @@ def _plain_mlflow(url: str, quick: bool) -> dict[str, Any]:
     }
 
 
-def _ours(url: str, quick: bool, folder: Path) -> dict[str, Any]:
+def _ours(url: str, quick: bool, folder: Path, original: _Driver | None) -> dict[str, Any]:
     number, repeat = (10, 2) if quick else (50, 5)
     got: dict[str, Any] = {}
     name, payload = "bench-original", {"revenue": 7}
@@ -212,8 +251,19 @@ def _ours(url: str, quick: bool, folder: Path) -> dict[str, Any]:
             "sync_ttl0": lambda: strict.run_model(name, payload, stage="Production"),
             "sync_pinned": lambda: um.run_model(name, payload, version=1),
         }
+        # Round by round, each of ours and then one of the original (its own process
+        # and server): a machine that changes speed mid-run slows both sides alike.
+        samples: dict[str, list[list[float]]] = {key: [] for key in calls}
+        for call in calls.values():
+            for _ in range(3):
+                call()
+        for _ in range(repeat):
+            for key, call in calls.items():
+                samples[key].append(time_calls(call, number))
+            if original is not None:
+                original.round(number // 2)
         for key, call in calls.items():
-            got[key], got[f"{key}_p99"] = measure_each(call, number=number, repeat=repeat, warmup=3)
+            got[key], got[f"{key}_p99"] = each_stats(samples[key])
             got[f"{key}_req"] = _per_call(call, 10)
         limits = itertools.count(100)
 
@@ -318,9 +368,7 @@ def _rows(
         rows.append(latency_row("track_model (new version)", ml3, ours["track"],
                                 unit="ms/call", requests_per_call=ours["track_req"]))  # fmt: skip
         return rows
-    every = sorted(s for r in orig["run_s"] for s in r)
-    medians = [statistics.median(r) for r in orig["run_s"]]
-    o_run = Stats(statistics.median(every), min(medians), max(medians), len(medians))
+    o_run, _ = each_stats(orig["run_s"])
     o_track = _stats(orig["track_s"])
     o_track_req = statistics.median(orig["track_requests"])
     base = "umlaut 0.3.4 run_model"
@@ -364,13 +412,25 @@ def run(quick: bool) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="umlaut-bench-orig-") as tmp:
         folder = Path(tmp)
         orig: dict[str, Any] | None = None
-        skip = None
+        driver: _Driver | None = None
+        skip = probe = None
         try:
-            orig = _original(quick, url)
+            driver, probe = _original(quick, url)
         except (_Skip, _servers.Unavailable, RuntimeError) as exc:
             skip = str(exc)
-        plain = _plain_mlflow(url, quick)
-        ours = _ours(url, quick, folder)
+        try:
+            plain = _plain_mlflow(url, quick)
+            ours = _ours(url, quick, folder, driver)
+        finally:
+            if driver is not None:
+                driver.close()
+        if driver is not None:
+            orig = {
+                **driver.ready,
+                "run_s": driver.rounds,
+                "run_requests": statistics.median(driver.requests),
+                "probe": probe,
+            }
         embedded = _embedded(folder, quick)
     return _rows(orig, skip, plain, ours, embedded)
 

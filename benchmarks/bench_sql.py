@@ -129,9 +129,10 @@ def _sqlite(quick: bool, folder: Path) -> list[Row]:
                 "indexed": lambda: raw_many("raw_runs_indexed"),
                 "ours": lambda: um.run_batch("bench", inputs),
             },
-            number=1,
-            # Each round ends in a WAL checkpoint with an fsync whose cost varies
-            # widely here: more rounds keep the medians from following it.
+            # About every 10,000-row batch ends in a WAL checkpoint with an fsync whose
+            # cost varies widely here: three batches a round and 21 rounds keep the
+            # medians from following it.
+            number=1 if quick else 3,
             repeat=rep if quick else 21,
             per=batch,
         )

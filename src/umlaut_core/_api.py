@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, overload
 
 import pluggy
@@ -458,8 +459,8 @@ class Umlaut:
         selector = selector_text(version, stage)
         if self._observed:
             self._pm.hook.umlaut_before_run(version=mv, inputs=input_config)
-        fields, output, error = call_model(
-            loaded.run, mv, selector, input_config, inputs_json, ref, clean_tags, result_keys
+        ((fields, output, error),) = call_model(
+            loaded.run, mv, selector, [(input_config, inputs_json, ref)], clean_tags, result_keys
         )
         record = audit_record(*fields)
         self._delivery.deliver((record,))
@@ -525,41 +526,47 @@ class Umlaut:
             raise ConfigurationError(f"on_error must be 'raise' or 'continue', not {on_error!r}")
         name = self._name(model_name)
         clean_tags = naming.check_tags(tags) if tags else {}
-        refs: Iterator[str | None] | None = None
+        ref_list: list[str | None] = []
         if reference_ids is not None:
             ref_list = [naming.check_reference_id(r) for r in reference_ids]
-            refs = iter(ref_list)
-        items: Iterable[tuple[Any, str]]
+        # Items past the end of reference_ids (a generator's) get no reference id.
+        refs = itertools.chain(ref_list, itertools.repeat(None))
+        items: Iterable[tuple[Any, str, str | None]]
+        numbered = enumerate(zip(inputs, refs, strict=False))
         if isinstance(inputs, Sequence) and not isinstance(inputs, (str, bytes)):
             if reference_ids is not None and len(ref_list) != len(inputs):
                 raise ConfigurationError(
                     f"reference_ids has {len(ref_list)} entries for {len(inputs)} inputs"
                 )
-            items = [(item, encode_item(item, i)) for i, item in enumerate(inputs)]
+            items = [(item, encode_item(item, i), ref) for i, (item, ref) in numbered]
         else:
-            items = ((item, encode_item(item, i)) for i, item in enumerate(inputs))
+            items = ((item, encode_item(item, i), ref) for i, (item, ref) in numbered)
         mv = self._resolve(name, version, stage)
         loaded = self._load(mv)
         selector = selector_text(version, stage)
         outputs: list[Any] = []
         first_error: BaseException | None = None
+        before = None
+        if self._observed:
+            hook = self._pm.hook.umlaut_before_run
+
+            def before(item: Any) -> None:
+                hook(version=mv, inputs=item)
+
         with RecordBuffer() as buffer:
-            for item, inputs_json in items:
-                ref = next(refs, None) if refs is not None else None
-                if self._observed:
-                    self._pm.hook.umlaut_before_run(version=mv, inputs=item)
-                fields, output, error = call_model(
-                    loaded.run, mv, selector, item, inputs_json, ref, clean_tags, None
-                )
-                buffer.append(fields)
+            keep, add = buffer.append, outputs.append
+            for fields, output, error in call_model(
+                loaded.run, mv, selector, items, clean_tags, None, before
+            ):
+                keep(fields)
                 if error is not None:
                     if return_outputs:
-                        outputs.append(error)
+                        add(error)
                     if on_error == "raise":
                         first_error = error
                         break
                 elif return_outputs:
-                    outputs.append(output)
+                    add(output)
             self._delivery.deliver(buffer)
             if self._observed:
                 for record in buffer:

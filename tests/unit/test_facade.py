@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from umlaut_core import Umlaut
 from umlaut_core.protocols import Capability
@@ -79,6 +80,39 @@ class TestStreamingBatch:
             assert list(buffer) == ordered
             assert list(buffer.field_tuples()) == [fields_of(r) for r in ordered]
             assert len(buffer) == 25
+
+
+class TestBatchReferenceIds:
+    """reference_ids pair with inputs in order; a generator may outrun them."""
+
+    def test_generator_items_past_the_reference_ids_get_none(self) -> None:
+        umlaut = Umlaut("memory:")
+        umlaut.track_model(Threshold(1), "refs")
+        outs = umlaut.run_batch("refs", ({"x": i} for i in range(3)), reference_ids=["a", "b"])
+        assert [o["above"] for o in outs] == [False, False, True]
+        got = {r.inputs["x"]: r.reference_id for r in umlaut.history("refs")}
+        assert got == {0: "a", 1: "b", 2: None}
+
+    def test_observers_see_every_item_before_it_runs(self) -> None:
+        from umlaut_core import get_plugin_manager, hookimpl
+
+        seen: list[tuple[str, Any]] = []
+
+        class Observer:
+            @hookimpl
+            def umlaut_before_run(self, inputs: Any) -> None:
+                seen.append(("before", inputs["x"]))
+
+            @hookimpl
+            def umlaut_after_run(self, record: Any) -> None:
+                seen.append(("after", record.inputs["x"]))
+
+        pm = get_plugin_manager()
+        pm.register(Observer())
+        umlaut = Umlaut("memory:", plugin_manager=pm)
+        umlaut.track_model(Threshold(1), "seen")
+        umlaut.run_batch("seen", [{"x": 0}, {"x": 2}])
+        assert seen == [("before", 0), ("before", 2), ("after", 0), ("after", 2)]
 
 
 class TestResolveTtlDefaults:
