@@ -1,4 +1,4 @@
-"""One model call turned into its audit record: timing, outcome, error text."""
+"""Model calls turned into audit records: timing, outcome, error text."""
 
 from __future__ import annotations
 
