@@ -129,6 +129,25 @@ class TestWhatItSends:
         assert headers["Authorization"] == "Basic dTpw"
         assert headers["X-MLFLOW-WORKSPACE"] == "team-a"
 
+    def test_environment_settings_requests_would_read_are_kept(
+        self,
+        endpoint: tuple[str, type[_Recorder]],
+        monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Any,
+    ) -> None:
+        url, handler = endpoint
+        netrc = tmp_path / "netrc"
+        netrc.write_text("machine 127.0.0.1 login ada password lovelace\n")
+        monkeypatch.setenv("NETRC", str(netrc))
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "corporate-ca.pem"))
+        handler.answers.append((200, {}))
+        writer = RestRunWriter.for_creds(MlflowHostCreds(url))
+        assert writer is not None
+        assert writer._session.verify == str(tmp_path / "corporate-ca.pem")
+        writer.finish_run("abc", "FINISHED", 1)
+        writer.close()
+        assert handler.seen[0][1]["Authorization"] == "Basic YWRhOmxvdmVsYWNl"
+
     def test_error_payloads_become_mlflow_exceptions(
         self, endpoint: tuple[str, type[_Recorder]]
     ) -> None:

@@ -56,9 +56,13 @@ class RestRunWriter:
         self._base = host.rstrip("/") + "/api/2.0/mlflow/runs/"
         self._timeout = timeout
         session = requests.Session()
-        # Proxies, netrc and CA settings from the environment are read once, here,
-        # instead of on every request (requests' trust_env does it per request).
+        # What requests' trust_env would read from the environment on every request
+        # (proxies, a CA bundle, netrc credentials) is read once, here.
         session.proxies.update(requests.utils.get_environ_proxies(self._base))
+        if verify is True:
+            verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE", True)
+        if "Authorization" not in headers:
+            session.auth = requests.utils.get_netrc_auth(self._base)
         session.trust_env = False
         session.headers.update(headers)
         session.verify = verify
