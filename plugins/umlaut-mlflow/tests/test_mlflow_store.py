@@ -168,6 +168,42 @@ class TestMlflowLayout:
             server_umlaut.run_model(name, {"x": 1}, stage="Production")
 
 
+class TestRegistrationLock:
+    """A lock released while the server words its conflict error is simply retried."""
+
+    def test_lock_gone_during_the_conflict_is_retried(
+        self, mlflow_sqlite_uri: str, monkeypatch: pytest.MonkeyPatch, name: str
+    ) -> None:
+        from mlflow.exceptions import RestException
+        from umlaut_mlflow._tracker import LOCK_PREFIX
+
+        tracker = MlflowTracker(mlflow_sqlite_uri)
+        real = tracker._client.create_registered_model
+        locks: list[str] = []
+
+        def racing(model: str, *args: Any, **kwargs: Any) -> Any:
+            if model.startswith(LOCK_PREFIX):
+                locks.append(model)
+                if len(locks) == 1:
+                    # What MLflow's server answers when the name is taken on insert and
+                    # the holder deletes its lock before the server looks it up.
+                    raise RestException(
+                        {
+                            "error_code": "RESOURCE_DOES_NOT_EXIST",
+                            "message": f"Registered Model with name={model} not found",
+                        }
+                    )
+            return real(model, *args, **kwargs)
+
+        monkeypatch.setattr(tracker._client, "create_registered_model", racing)
+        try:
+            mv = Umlaut(tracker=tracker, delivery="sync").track_model(Threshold(1), name)
+            assert mv.version == 1 and mv.created
+            assert len(locks) == 2 and locks[0] == locks[1]
+        finally:
+            tracker.close()
+
+
 class TestErrors:
     """An unreachable server fails fast with BackendError naming the URI."""
 

@@ -156,7 +156,9 @@ class MlflowTracker:
             self._store = self._client._tracking_client.store
         # Audit runs (two requests each, on the hot path) skip MlflowClient's
         # per-request overhead where that is safe; see _rest.py.
-        self._rest = RestRunWriter.for_store(self._store) if target.is_remote else None
+        self._rest = (
+            RestRunWriter.for_store(self._store, self.http_settings) if target.is_remote else None
+        )
         self._experiments: dict[str, str] = {}
         self._name_locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -354,7 +356,13 @@ class MlflowTracker:
                         )
                         break
                     except Exception as exc:
-                        if error_code(exc) != "RESOURCE_ALREADY_EXISTS":
+                        # A server that finds the name taken looks the holder up to
+                        # word its error; if the holder released the lock in between,
+                        # it answers "does not exist". Either way the lock was taken.
+                        if error_code(exc) not in (
+                            "RESOURCE_ALREADY_EXISTS",
+                            "RESOURCE_DOES_NOT_EXIST",
+                        ):
                             raise
                     self._break_if_stale(lock_name)
                 if time.monotonic() > deadline:
