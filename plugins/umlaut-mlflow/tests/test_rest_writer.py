@@ -23,6 +23,7 @@ from mlflow.exceptions import MlflowException, RestException
 from mlflow.utils.rest_utils import MlflowHostCreds
 from umlaut_mlflow._rest import RestRunWriter
 from umlaut_mlflow._tracker import MlflowTracker
+from umlaut_mlflow._uri import HTTP_DEFAULTS
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
@@ -69,7 +70,7 @@ class TestWhenItIsUsed:
             MlflowHostCreds(host, username="u", password="p"),
             MlflowHostCreds("https://mlflow.example", ignore_tls_verification=True),
         ):
-            writer = RestRunWriter.for_creds(creds)
+            writer = RestRunWriter.for_creds(creds, HTTP_DEFAULTS)
             assert writer is not None
             writer.close()
 
@@ -81,7 +82,7 @@ class TestWhenItIsUsed:
             MlflowHostCreds(host, use_databricks_sdk=True),
             MlflowHostCreds("databricks"),
         ):
-            assert RestRunWriter.for_creds(creds) is None
+            assert RestRunWriter.for_creds(creds, HTTP_DEFAULTS) is None
 
     def test_database_store_has_no_writer(self, mlflow_sqlite_uri: str) -> None:
         tracker = MlflowTracker(mlflow_sqlite_uri)
@@ -97,7 +98,7 @@ class TestWhatItSends:
     def test_bodies_and_bearer_token(self, endpoint: tuple[str, type[_Recorder]]) -> None:
         url, handler = endpoint
         handler.answers += [(200, {"run": {"info": {"run_id": "abc"}}}), (200, {})]
-        writer = RestRunWriter.for_creds(MlflowHostCreds(url, token="s3cr3t"))
+        writer = RestRunWriter.for_creds(MlflowHostCreds(url, token="s3cr3t"), HTTP_DEFAULTS)
         assert writer is not None
         tags = {"umlaut.kind": "audit", "mlflow.user": "ada"}
         assert writer.create_run("7", start_time=1000, tags=tags, run_name="r1") == "abc"
@@ -120,7 +121,9 @@ class TestWhatItSends:
     ) -> None:
         url, handler = endpoint
         handler.answers.append((200, {}))
-        writer = RestRunWriter.for_creds(MlflowHostCreds(url, username="u", password="p"))
+        writer = RestRunWriter.for_creds(
+            MlflowHostCreds(url, username="u", password="p"), HTTP_DEFAULTS
+        )
         assert writer is not None
         monkeypatch.setenv("MLFLOW_WORKSPACE", "team-a")
         writer.finish_run("abc", "FINISHED", 1)
@@ -141,7 +144,7 @@ class TestWhatItSends:
         monkeypatch.setenv("NETRC", str(netrc))
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "corporate-ca.pem"))
         handler.answers.append((200, {}))
-        writer = RestRunWriter.for_creds(MlflowHostCreds(url))
+        writer = RestRunWriter.for_creds(MlflowHostCreds(url), HTTP_DEFAULTS)
         assert writer is not None
         assert writer._session.verify == str(tmp_path / "corporate-ca.pem")
         writer.finish_run("abc", "FINISHED", 1)
@@ -154,7 +157,7 @@ class TestWhatItSends:
         url, handler = endpoint
         gone = {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no such experiment"}
         handler.answers += [(404, gone), (400, b"<html>not json</html>")]
-        writer = RestRunWriter.for_creds(MlflowHostCreds(url))
+        writer = RestRunWriter.for_creds(MlflowHostCreds(url), HTTP_DEFAULTS)
         assert writer is not None
         with pytest.raises(RestException) as caught:
             writer.create_run("9", start_time=1, tags={}, run_name="x")
@@ -176,7 +179,12 @@ class TestOnARealServer:
             f"mlflow+{mlflow_server}", plugin_manager=get_plugin_manager(), delivery="sync"
         ) as umlaut:
             assert isinstance(umlaut.tracker, MlflowTracker)
-            assert umlaut.tracker._rest is not None  # the direct path is the one under test
+            rest = umlaut.tracker._rest
+            assert rest is not None  # the direct path is the one under test
+            # It times out like MlflowClient, from the limits the tracker put in effect.
+            assert rest._timeout == float(
+                umlaut.tracker.http_settings["MLFLOW_HTTP_REQUEST_TIMEOUT"]
+            )
             umlaut.track_model(Threshold(5), name, stage="Production")
             umlaut.run_model(name, {"x": 9}, stage="Production", reference_id="ok-call")
             with pytest.raises(KeyError):

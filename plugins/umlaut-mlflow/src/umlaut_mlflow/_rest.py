@@ -87,20 +87,24 @@ class RestRunWriter:
         self._session = session
 
     @classmethod
-    def for_store(cls, store: Any) -> RestRunWriter | None:
+    def for_store(cls, store: Any, http: Mapping[str, str]) -> RestRunWriter | None:
         """A writer for MLflow's tracking ``store``, or None where the direct path
-        could send different headers or credentials than MlflowClient would."""
+        could send different headers or credentials than MlflowClient would.
+
+        :param http: the ``MLFLOW_HTTP_REQUEST_*`` settings in effect
+            (``_uri.apply_http_limits``), so both paths time out and retry alike.
+        """
         get_creds = getattr(store, "get_host_creds", None)
         if get_creds is None:  # a database store, not a server
             return None
         try:
             creds = get_creds()
-        except Exception:
+        except Exception:  # MlflowClient reports the problem on its first request
             return None
-        return cls.for_creds(creds)
+        return cls.for_creds(creds, http)
 
     @classmethod
-    def for_creds(cls, creds: Any) -> RestRunWriter | None:
+    def for_creds(cls, creds: Any, http: Mapping[str, str]) -> RestRunWriter | None:
         """A writer for an ``MlflowHostCreds``, or None (see the module docstring)."""
         host = str(getattr(creds, "host", "") or "")
         if not host.startswith(("http://", "https://")):
@@ -140,10 +144,10 @@ class RestRunWriter:
             headers=headers,
             verify=verify,
             cert=getattr(creds, "client_cert_path", None),
-            timeout=float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "120")),
-            retries=int(os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")),
-            backoff_factor=float(os.environ.get("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "2")),
-            backoff_jitter=float(os.environ.get("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "1")),
+            timeout=float(http["MLFLOW_HTTP_REQUEST_TIMEOUT"]),
+            retries=int(http["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]),
+            backoff_factor=float(http["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"]),
+            backoff_jitter=float(http["MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"]),
         )
 
     def create_run(

@@ -9,9 +9,10 @@ import time
 import pytest
 
 from ..._api import Umlaut
+from ..._buffer import RecordBuffer
 from ...ids import new_run_id
 from ...protocols import Tracker
-from ...records import AuditRecord, RunQuery
+from ...records import AuditRecord, RunQuery, fields_of
 from ..models import Failing, Threshold
 from ._base import TrackerTestBase
 
@@ -115,6 +116,36 @@ class RunModelTests(TrackerTestBase):
         umlaut.run_model(model_name + " b", {"x": 1}, reference_id=model_name)
         names = {r.model_name for r in umlaut.history(reference_id=model_name)}
         assert names == {model_name, model_name + " b"}
+
+    def test_a_batch_of_field_tuples_stores_what_the_records_would(
+        self, umlaut: Umlaut, tracker: Tracker, model_name: str
+    ) -> None:
+        """``record_runs`` may read a batch's ``field_tuples()`` instead of its records
+        (see the protocol); either way every field must come back the same."""
+        umlaut.track_model(Threshold(1), model_name)
+        started = dt.datetime.now(dt.UTC).replace(microsecond=0)  # the zero-fraction case
+        ok = AuditRecord(
+            id=new_run_id(), model_name=model_name, version=1, selector="stage=Production",
+            inputs_json='{"x":2}', output_json='{"above":true}', status="ok",
+            started_at=started, duration_ms=0.25, reference_id="ref-ok",
+            tags={"team": "risk"},
+        )  # fmt: skip
+        failed = dataclasses.replace(
+            ok, id=new_run_id(), output_json=None, status="error", reference_id=None,
+            error_type="ValueError", error_message="x must be >= 0", tags={},
+            started_at=started + dt.timedelta(microseconds=123_456),
+        )  # fmt: skip
+        as_records = [ok, failed]
+        as_batch = [dataclasses.replace(r, id=new_run_id()) for r in as_records]
+        with RecordBuffer() as batch:
+            for r in as_batch:
+                batch.append(fields_of(r))
+            assert tracker.record_runs(as_records) == 2
+            assert tracker.record_runs(batch) == 2
+        stored = {r.id: r for r in tracker.query_runs(RunQuery(model_name=model_name))}
+        for direct, batched in zip(as_records, as_batch, strict=True):
+            assert stored[direct.id] == direct
+            assert stored[batched.id] == dataclasses.replace(direct, id=batched.id)
 
     def test_record_runs_is_idempotent_by_id(
         self, umlaut: Umlaut, tracker: Tracker, model_name: str
