@@ -8,30 +8,36 @@ import itertools
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, overload
 
 import pluggy
 
 from . import naming
 from ._arguments import as_utc, check_metrics, check_params, version_number
+from ._batch_inputs import batch_source
 from ._buffer import RecordBuffer
-from ._calls import call_model, encode_item, selector_text
+from ._calls import call_model, check_item, encode_item, selector_text
 from ._manager import get_plugin_manager
 from .clock import current_user, utcnow
 from .config import Settings, resolve_settings
+from .deadline import Deadline
 from .delivery import Delivery
 from .encoding import encode_input
 from .exceptions import (
     BackendError,
+    ClosedError,
     ConfigurationError,
     InvalidNameError,
     StageNotFoundError,
 )
+from .ids import is_id
 from .keys import bundle_key
 from .packer import LoadedModel, pack, unpack
 from .protocols import ArtifactStore, Capability, Tracker
 from .records import (
+    BUNDLE_SHA256_TAG,
+    RESERVED_TAG_PREFIX,
     AuditRecord,
     ModelInfo,
     ModelVersion,
@@ -109,7 +115,9 @@ class Umlaut:
         self._recent: dict[tuple[str, str | None], tuple[float, ModelVersion]] = {}
         self._tracker_down_until = 0.0
         self._lock = threading.Lock()
-        self._names: set[str] = set()
+        #: Names as given → checked and NFC-normalised (see naming.check_model_name).
+        self._names: dict[str, str] = {}
+        self._closed = False
         self._observed = any(getattr(self._pm.hook, h).get_hookimpls() for h in _HOOKS)
         self._delivery = Delivery.from_settings(
             self._tracker,
@@ -150,10 +158,12 @@ class Umlaut:
 
     @property
     def tracker(self) -> Tracker:
+        """The :class:`~umlaut_core.Tracker` this facade writes to."""
         return self._tracker
 
     @property
     def artifact_store(self) -> ArtifactStore | None:
+        """Where bundles go; None when the tracker keeps them (``STORES_BUNDLES``)."""
         return self._store
 
     def __repr__(self) -> str:
@@ -168,9 +178,20 @@ class Umlaut:
 
     def close(self) -> None:
         """Ship spooled records (waiting up to ``exit_flush_timeout``), then release
-        the tracker's connections."""
+        the tracker's connections. Every later call raises ``ClosedError`` before
+        anything runs; closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
         self._delivery.close()
         self._tracker.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(
+                f"{self!r} was closed; nothing runs or is stored through it any more. "
+                f"Open a new Umlaut(...)."
+            )
 
     @property
     def resolve_ttl(self) -> float:
@@ -198,11 +219,16 @@ class Umlaut:
         return self._delivery.status()
 
     def _name(self, name: Any) -> str:
-        if name in self._names:
-            return str(name)
-        checked = naming.check_model_name(name)
-        with self._lock:
-            self._names.add(checked)
+        """The checked, NFC-normalised model name; also refuses a closed facade (every
+        call that names a model passes here first, before anything runs)."""
+        if self._closed:
+            self._check_open()
+        checked = self._names.get(name) if type(name) is str else None
+        if checked is None:
+            checked = naming.check_model_name(name)
+            if len(self._names) > 10_000:
+                self._names.clear()
+            self._names[name] = checked
         return checked
 
     # -- tracking -----------------------------------------------------------------
@@ -232,11 +258,19 @@ class Umlaut:
         """
         if model_name is None:
             raise InvalidNameError("model_name is required, e.g. model_name='Revenue Forecast'")
-        name = naming.check_model_name(model_name)
+        name = self._name(model_name)
         alias = naming.check_alias(stage) if stage is not None else None
+        description = naming.check_text(description, "description")
+        reason = naming.check_text(reason, "reason")
         clean_tags = naming.check_tags(tags)
+        reserved = sorted(k for k in clean_tags if k.startswith(RESERVED_TAG_PREFIX))
+        if reserved:
+            raise InvalidNameError(
+                f"version tags {reserved} use the prefix {RESERVED_TAG_PREFIX!r}, which "
+                f"umlaut keeps for its own tags; choose another prefix"
+            )
         if run_name is not None:
-            clean_tags["umlaut.run_name"] = str(run_name)
+            clean_tags[RESERVED_TAG_PREFIX + "run_name"] = str(run_name)
         clean_params, clean_metrics = check_params(params), check_metrics(metrics)
         self._pm.hook.umlaut_before_track(model_name=name, model=model)
         try:
@@ -249,8 +283,11 @@ class Umlaut:
             )
             mv = self._tracker.find_version(name, bundle.digest)
             if mv is None:
+                # The whole file's checksum, kept by the tracker, is checked on every
+                # load: the digest covers the model, not the zip around it.
+                clean_tags[BUNDLE_SHA256_TAG] = bundle.sha256
                 artifact_uri = (
-                    self._store.put(bundle_key(bundle.digest), bundle.data)
+                    self._store.put(bundle_key(bundle.sha256), bundle.data)
                     if self._store is not None
                     else None
                 )
@@ -287,6 +324,7 @@ class Umlaut:
         """
         name = self._name(model_name)
         alias = naming.check_alias(stage)
+        reason = naming.check_text(reason, "reason")
         number = version_number(version)
         self._tracker.get_version(name, version=number)
         return self._move_alias(name, alias, number, reason)
@@ -314,9 +352,12 @@ class Umlaut:
         return self._resolve(self._name(model_name), version, stage)
 
     def list_models(self) -> list[ModelInfo]:
+        """Every model, sorted by name, with its latest version and stages."""
+        self._check_open()
         return self._tracker.list_models()
 
     def list_versions(self, model_name: str) -> list[ModelVersion]:
+        """Every version of a model, oldest first; ``ModelNotFoundError`` if none."""
         return self._tracker.list_versions(self._name(model_name))
 
     def stage_history(self, model_name: str, stage: str | None = None) -> list[StageChange]:
@@ -343,6 +384,7 @@ class Umlaut:
         delivery, records still waiting in the local spool are included, marked
         ``pending=True``; ``include_pending=False`` shows only what the tracker holds.
         """
+        self._check_open()
         if status not in (None, "ok", "error"):
             raise ConfigurationError(f"status must be 'ok' or 'error', not {status!r}")
         if not isinstance(limit, int) or not 1 <= limit <= 10_000:
@@ -368,8 +410,13 @@ class Umlaut:
     def load_model(
         self, model_name: str, *, version: int | None = None, stage: str | None = None
     ) -> Any:
-        """The unpacked object of a stored version (verified like ``run_model``)."""
-        return self._load(self.get_version(model_name, version=version, stage=stage)).obj
+        """A private copy of a stored version's object, verified like ``run_model``'s.
+
+        Each call unpacks a new copy: changing it (``obj.threshold = 100``) never
+        changes what ``run_model`` computes, which runs its own cached copy.
+        """
+        mv = self.get_version(model_name, version=version, stage=stage)
+        return self._unpack(mv, self._fetch(mv)).obj
 
     def _resolve(self, name: str, version: int | None, stage: str | None) -> ModelVersion:
         if version is not None:
@@ -406,27 +453,33 @@ class Umlaut:
         loaded = self._cache.get(mv.digest)
         if loaded is not None:
             return loaded
+        loaded = self._unpack(mv, self._fetch(mv))
+        with self._lock:
+            self._cache[mv.digest] = loaded
+            while len(self._cache) > max(self.settings.cache_size, 1):
+                self._cache.popitem(last=False)
+        return loaded
+
+    def _fetch(self, mv: ModelVersion) -> bytes:
         bundles_in_tracker = Capability.STORES_BUNDLES in self._tracker.capabilities
         # A tracker that keeps bundles may also hold versions made without our store
         # (e.g. registered straight in MLflow): ask the store only for what it has.
         if self._store is not None and (
             not bundles_in_tracker or self._store.exists(mv.artifact_uri)
         ):
-            data = self._store.get(mv.artifact_uri)
-        else:
-            data = self._tracker.load_bundle(mv)
-        loaded = unpack(
+            return self._store.get(mv.artifact_uri)
+        return self._tracker.load_bundle(mv)
+
+    def _unpack(self, mv: ModelVersion, data: bytes) -> LoadedModel:
+        return unpack(
             data,
             self._pm,
             expected_digest=mv.digest,
+            # Versions registered before the checksum was kept have the digest check.
+            expected_sha256=mv.bundle_sha256,
             env_policy=self.settings.env_policy,  # type: ignore[arg-type]
             signing_key=self.settings.signing_key,
         )
-        with self._lock:
-            self._cache[mv.digest] = loaded
-            while len(self._cache) > max(self.settings.cache_size, 1):
-                self._cache.popitem(last=False)
-        return loaded
 
     # -- running ------------------------------------------------------------------
 
@@ -441,6 +494,7 @@ class Umlaut:
         tags: Mapping[str, Any] | None = None,
         result_keys: Sequence[str] | None = None,
         nested_run: bool = False,
+        deadline: Deadline | None = None,
     ) -> Any:
         """Run a stored version on ``input_config`` and write one audit record.
 
@@ -449,6 +503,11 @@ class Umlaut:
         model runs. A model's own exception reaches the caller unchanged and is
         recorded with ``status="error"``. ``result_keys`` keeps only those keys of a
         dict result (original API); ``nested_run`` is accepted and ignored.
+
+        ``deadline`` (a :class:`~umlaut_core.deadline.Deadline`, shared with a caller
+        that waits with a timeout): a call that ends after it, or that its waiter gave
+        up on, is recorded as an error ``DeadlineExceededError`` with its output
+        discarded, and raises that error; ``deadline.record`` is then the call's record.
         """
         name = self._name(model_name)
         ref = naming.check_reference_id(reference_id)
@@ -459,11 +518,21 @@ class Umlaut:
         selector = selector_text(version, stage)
         if self._observed:
             self._pm.hook.umlaut_before_run(version=mv, inputs=input_config)
+        run = loaded.run if deadline is None else deadline.guard(loaded.run)
         ((fields, output, error),) = call_model(
-            loaded.run, mv, selector, [(input_config, inputs_json, ref)], clean_tags, result_keys
+            run, mv, selector, [(input_config, inputs_json, ref)], clean_tags, result_keys
         )
         record = audit_record(*fields)
-        self._delivery.deliver((record,))
+        try:
+            self._delivery.deliver((record,))
+        except BaseException as exc:
+            # The store failed after the model ran: that is what the caller must hear
+            # (the call is not audited), with the model's own error kept beside it.
+            if error is not None and exc.__context__ is None:
+                exc.__context__ = error
+            raise
+        if deadline is not None:
+            deadline.record = record
         if self._observed:
             self._notify(record, error)
         if error is not None:
@@ -481,6 +550,8 @@ class Umlaut:
         reference_ids: Sequence[str | None] | None = ...,
         tags: Mapping[str, Any] | None = ...,
         on_error: OnError = ...,
+        record_ids: Iterable[str] | None = ...,
+        deliver_to: Callable[[Collection[AuditRecord]], object] | None = ...,
         return_outputs: Literal[True] = ...,
     ) -> list[Any]: ...
 
@@ -495,6 +566,8 @@ class Umlaut:
         reference_ids: Sequence[str | None] | None = ...,
         tags: Mapping[str, Any] | None = ...,
         on_error: OnError = ...,
+        record_ids: Iterable[str] | None = ...,
+        deliver_to: Callable[[Collection[AuditRecord]], object] | None = ...,
         return_outputs: Literal[False],
     ) -> int: ...
 
@@ -508,44 +581,76 @@ class Umlaut:
         reference_ids: Sequence[str | None] | None = None,
         tags: Mapping[str, Any] | None = None,
         on_error: OnError = "raise",
+        record_ids: Iterable[str] | None = None,
+        deliver_to: Callable[[Collection[AuditRecord]], object] | None = None,
         return_outputs: bool = True,
     ) -> list[Any] | int:
         """Run one version on many inputs; all audit records go in one transaction.
 
         The selector is resolved once, so every item runs the same version. Inputs
-        given as a sequence are all checked before any model runs. With
-        ``on_error="raise"`` the batch stops at the first model error, the records so
-        far (that one included) are written and the error is raised; with
-        ``"continue"`` every input runs and a failed item's place in the returned list
-        holds its exception. For batches streamed from a generator, pass
-        ``return_outputs=False``: the outputs are then only in the audit records and
-        the call returns how many items ran, so memory stays bounded however long the
-        stream.
+        given as a collection (a list, a pandas DataFrame: one item per row, as a
+        dict of column → value, the index left out) are all checked before any model
+        runs; each item is encoded again just before its model runs, so its record
+        shows what the model received. A string or a mapping is refused (it would
+        run once per character or key). With ``on_error="raise"`` the batch stops at
+        the first model error, the records so far (that one included) are written
+        and the error is raised; with ``"continue"`` every input runs and a failed
+        item's place in the returned list holds its exception — except
+        ``KeyboardInterrupt``, ``SystemExit`` and other ``BaseException``s that are
+        not ``Exception``s, which always stop the batch. If the input stream itself
+        raises (a generator, an item that cannot be encoded), the records of the
+        items that ran are written, then its error is raised. For batches streamed
+        from a generator, pass ``return_outputs=False``: the outputs are then only in
+        the audit records and the call returns how many items ran, so memory stays
+        bounded however long the stream.
+
+        ``record_ids`` gives each input's audit record id (one per input, in order,
+        no repeats; ids as :func:`umlaut_core.ids.derived_id` makes them, so that the
+        same input of the same job always gets the same id). Trackers skip ids they
+        already hold, so running a batch again with the same ids writes nothing
+        twice: that is what makes a retried task on a cluster safe. Without it each
+        record gets a new id.
+
+        ``deliver_to`` receives the batch's records (once, as a sized collection that
+        may be iterated several times, valid during the call only) *instead of* this
+        facade's delivery: nothing is written here. A cluster worker uses it to send
+        its records back to a client that writes them (``Tracker.record_runs``, one
+        transaction), e.g. to a single-writer SQLite file. Observer hooks run as usual.
         """
         if on_error not in ("raise", "continue"):
             raise ConfigurationError(f"on_error must be 'raise' or 'continue', not {on_error!r}")
         name = self._name(model_name)
         clean_tags = naming.check_tags(tags) if tags else {}
+        source, count = batch_source(inputs)
         ref_list: list[str | None] = []
         if reference_ids is not None:
+            if isinstance(reference_ids, (str, bytes)):
+                raise ConfigurationError("reference_ids must be a list of strings, not a string")
             ref_list = [naming.check_reference_id(r) for r in reference_ids]
+        ids: Iterator[str] | None = None
+        id_count = 0
+        if record_ids is not None:
+            ids, id_count = _record_ids(record_ids, count)
+        if count is not None:
+            if reference_ids is not None and len(ref_list) != count:
+                raise ConfigurationError(
+                    f"reference_ids has {len(ref_list)} entries for {count} inputs"
+                )
+            for i, item in enumerate(source):
+                check_item(item, i)  # a bad item refuses the batch before any model runs
         # Items past the end of reference_ids (a generator's) get no reference id.
         refs = itertools.chain(ref_list, itertools.repeat(None))
-        items: Iterable[tuple[Any, str, str | None]]
-        numbered = enumerate(zip(inputs, refs, strict=False))
-        if isinstance(inputs, Sequence) and not isinstance(inputs, (str, bytes)):
-            if reference_ids is not None and len(ref_list) != len(inputs):
-                raise ConfigurationError(
-                    f"reference_ids has {len(ref_list)} entries for {len(inputs)} inputs"
-                )
-            items = [(item, encode_item(item, i), ref) for i, (item, ref) in numbered]
-        else:
-            items = ((item, encode_item(item, i), ref) for i, (item, ref) in numbered)
+        # Each item is encoded just before its model runs, so its record shows what the
+        # model received even if an earlier item's model changed an object they share.
+        items = (
+            (item, encode_item(item, i), ref)
+            for i, (item, ref) in enumerate(zip(source, refs, strict=False))
+        )
         mv = self._resolve(name, version, stage)
         loaded = self._load(mv)
         selector = selector_text(version, stage)
         outputs: list[Any] = []
-        first_error: BaseException | None = None
+        stop: BaseException | None = None
         before = None
         if self._observed:
             hook = self._pm.hook.umlaut_before_run
@@ -555,24 +660,38 @@ class Umlaut:
 
         with RecordBuffer() as buffer:
             keep, add = buffer.append, outputs.append
-            for fields, output, error in call_model(
-                loaded.run, mv, selector, items, clean_tags, None, before
-            ):
-                keep(fields)
-                if error is not None:
-                    if return_outputs:
-                        add(error)
-                    if on_error == "raise":
-                        first_error = error
-                        break
-                elif return_outputs:
-                    add(output)
-            self._delivery.deliver(buffer)
+            try:
+                for fields, output, error in call_model(
+                    loaded.run, mv, selector, items, clean_tags, None, before, ids
+                ):
+                    keep(fields)
+                    if error is not None:
+                        if return_outputs:
+                            add(error)
+                        # KeyboardInterrupt, SystemExit…: never swallowed into the list.
+                        if on_error == "raise" or not isinstance(error, Exception):
+                            stop = error
+                            break
+                    elif return_outputs:
+                        add(output)
+            except BaseException as exc:
+                # The input stream (a generator, an item that cannot be encoded) or an
+                # observer failed between items: the items that ran keep their records.
+                stop = exc
+            if deliver_to is None:
+                self._delivery.deliver(buffer)
+            else:
+                deliver_to(buffer)  # type: ignore[arg-type]  # sized and re-iterable
             if self._observed:
                 for record in buffer:
                     self._notify(record, None)
-        if first_error is not None:
-            raise first_error
+        if stop is not None:
+            raise stop
+        if ids is not None and id_count != len(buffer):  # an input stream ran short
+            raise ConfigurationError(
+                f"record_ids has {id_count} ids for {len(buffer)} inputs (their records "
+                f"were written with the first {len(buffer)} ids)"
+            )
         return outputs if return_outputs else len(buffer)
 
     def _notify(self, record: AuditRecord, error: BaseException | None) -> None:
@@ -582,3 +701,30 @@ class Umlaut:
             self._pm.hook.umlaut_on_run_error(
                 record=record, error=error or RuntimeError(record.error)
             )
+
+
+def _record_ids(record_ids: Iterable[str], count: int | None) -> tuple[Iterator[str], int]:
+    """``run_batch``'s ``record_ids``, checked: ids, no repeats, one per input when
+    the number of inputs is known; past the last id, asking for another refuses the
+    rest of the batch (an input stream longer than its ids)."""
+    if isinstance(record_ids, (str, bytes)):
+        raise ConfigurationError("record_ids must be a list of ids, not a string")
+    id_list = list(record_ids)
+    bad = [i for i in id_list if not is_id(i)]
+    if bad:
+        raise ConfigurationError(
+            f"record_ids holds {len(bad)} value(s) that are not umlaut ids, e.g. "
+            f"{bad[0]!r}; make them with umlaut_core.ids.derived_id"
+        )
+    if len(set(id_list)) != len(id_list):
+        raise ConfigurationError(
+            "record_ids repeats an id: two inputs would share one audit record"
+        )
+    if count is not None and len(id_list) != count:
+        raise ConfigurationError(f"record_ids has {len(id_list)} ids for {count} inputs")
+
+    def each() -> Iterator[str]:
+        yield from id_list
+        raise ConfigurationError(f"the inputs outnumber record_ids ({len(id_list)} ids)")
+
+    return each(), len(id_list)

@@ -9,6 +9,17 @@ from typing import Any
 
 from .encoding import to_jsonable
 from .exceptions import ConfigurationError, EncodingError, InvalidNameError
+from .naming import check_reference_id
+
+
+def naming_problem(key: str) -> bool:
+    """True when ``key`` cannot name a metric (the reference-id rules: printable, ≤ 200)."""
+    try:
+        check_reference_id(key)
+    except InvalidNameError:
+        return True
+    return False
+
 
 __all__ = ["as_utc", "check_metrics", "check_params", "version_number"]
 
@@ -30,7 +41,16 @@ def as_utc(moment: dt.datetime | None) -> dt.datetime | None:
         return None
     if not isinstance(moment, dt.datetime):
         raise ConfigurationError(f"expected a datetime, not {type(moment).__name__}")
-    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:
+        # datetime.min/max with an offset: the instant lies outside what datetime can
+        # hold in UTC, which only an open-ended bound can mean.
+        return (dt.datetime.min if moment.year == dt.MINYEAR else dt.datetime.max).replace(
+            tzinfo=dt.UTC
+        )
 
 
 def check_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -46,6 +66,8 @@ def check_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
 def check_metrics(metrics: Mapping[str, float] | None) -> dict[str, float]:
     out: dict[str, float] = {}
     for key, value in (metrics or {}).items():
+        if not isinstance(key, str) or not key or naming_problem(key):
+            raise EncodingError(f"metric name {key!r} must be a non-empty, printable string")
         try:
             number = float(value)
         except (TypeError, ValueError):

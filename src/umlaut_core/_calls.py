@@ -7,12 +7,19 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from .encoding import encode_input, encode_output
+from .encoding import check_input, encode_input, encode_output
 from .exceptions import EncodingError
 from .ids import new_run_id
 from .records import ModelVersion, RecordFields
 
-__all__ = ["call_model", "encode_item", "error_message", "error_type", "selector_text"]
+__all__ = [
+    "call_model",
+    "check_item",
+    "encode_item",
+    "error_message",
+    "error_type",
+    "selector_text",
+]
 
 _UTC = dt.UTC
 
@@ -25,6 +32,7 @@ def call_model(
     tags: Mapping[str, str],
     result_keys: Sequence[str] | None = None,
     before: Callable[[Any], object] | None = None,
+    ids: Iterable[str] | None = None,
 ) -> Iterator[tuple[RecordFields, Any, BaseException | None]]:
     """Run the model on each ``(input, inputs_json, reference_id)`` in turn and yield
     its audit record's fields (see :func:`~umlaut_core.records.audit_record`), its
@@ -33,10 +41,13 @@ def call_model(
     One generator serves ``run_model`` (one item) and ``run_batch`` (many): per item
     it does only what a call must, with everything else looked up once, because for a
     batch of trivial models this loop is most of the Python umlaut adds to a write.
-    ``before(input)`` runs first for each item (the observer hook).
+    ``before(input)`` runs first for each item (the observer hook). ``ids`` gives
+    each item's record id, in order (checked by the caller, one per item); without it
+    each record gets a new :func:`~umlaut_core.ids.new_run_id`.
     """
     name, number = mv.name, mv.version
-    new_id, now, clock, encode = new_run_id, dt.datetime.now, time.perf_counter, encode_output
+    new_id = new_run_id if ids is None else iter(ids).__next__
+    now, clock, encode = dt.datetime.now, time.perf_counter, encode_output
     for item, inputs_json, reference_id in items:
         if before is not None:
             before(item)
@@ -69,22 +80,47 @@ def call_model(
 
 
 def error_type(exc: BaseException) -> str:
+    """The exception's class name, module-qualified unless builtin; text every backend
+    can store (see :func:`error_message`)."""
     kind = type(exc)
-    return (
+    name = (
         kind.__qualname__
         if kind.__module__ == "builtins"
         else f"{kind.__module__}.{kind.__qualname__}"
     )
+    if name.isascii() and "\x00" not in name:
+        return name
+    return name.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def error_message(exc: BaseException) -> str:
-    text = str(exc)
-    return text if len(text) <= 10_000 else text[:10_000] + "… (truncated)"
+    """``str(exc)`` cut at 10,000 characters, as text every backend can store: lone
+    surrogates and NUL (which PostgreSQL text cannot hold) are escaped (``\\ud800``,
+    ``\\x00``), and an exception whose ``__str__`` fails gives ``<unprintable X>``."""
+    try:
+        text = str(exc)
+    except Exception:
+        return f"<unprintable {error_type(exc)}>"
+    if len(text) > 10_000:
+        text = text[:10_000] + "… (truncated)"
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def encode_item(item: Any, index: int) -> str:
     try:
         return encode_input(item)
+    except EncodingError as exc:
+        raise type(exc)(f"batch item {index}: {exc}") from None
+
+
+def check_item(item: Any, index: int) -> None:
+    """Refuse batch item ``index`` as :func:`encode_item` would, building no text."""
+    try:
+        check_input(item)
     except EncodingError as exc:
         raise type(exc)(f"batch item {index}: {exc}") from None
 

@@ -31,10 +31,26 @@ def get_plugin_manager(
 ) -> pluggy.PluginManager:
     """Return a new plugin manager with every installed umlaut plugin registered.
 
+    The steps, in order: add the hookspecs; block the names in
+    ``UMLAUT_DISABLE_PLUGINS`` and ``blocked``; load the ``umlaut`` entry-point group
+    (unless autoload is off); register the builtins that are not blocked;
+    ``check_pending()``. Each call builds a new manager: there is no global one.
+
+    Plugins are blocked by **plugin name**, which is the *entry-point name* (the key
+    on the left of ``[project.entry-points.umlaut]``, e.g. ``sql`` for umlaut-sql,
+    ``mlflow``, ``s3``), not the distribution name (``umlaut-sql``) nor the module
+    path. The core's builtins are named ``umlaut.memory`` (the ``memory:`` tracker and
+    artifact store), ``umlaut.folder`` (the ``file:`` artifact store) and
+    ``umlaut.flavors`` (the builtin flavors). ``umlaut doctor`` lists the names of
+    the registered plugins.
+
     :param autoload: load the ``umlaut`` entry-point group; defaults to True unless
-        ``UMLAUT_DISABLE_PLUGIN_AUTOLOAD`` is set.
+        ``UMLAUT_DISABLE_PLUGIN_AUTOLOAD`` is set (to any non-empty value). Builtins
+        are registered either way.
     :param blocked: plugin names never to register, added to the comma-separated
-        names in ``UMLAUT_DISABLE_PLUGINS``.
+        names in ``UMLAUT_DISABLE_PLUGINS`` (e.g. ``UMLAUT_DISABLE_PLUGINS=sql,umlaut.memory``).
+    :return: the plugin manager; pass it to ``Umlaut(plugin_manager=...)``.
+    :raises PluginLoadError: an entry point failed to import or register.
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)

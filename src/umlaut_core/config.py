@@ -8,9 +8,18 @@ Each setting is taken from the first place that has it:
 3. the profile named by ``profile=`` or ``UMLAUT_PROFILE``, read from
    ``[tool.umlaut.profiles.<name>]`` in the nearest ``pyproject.toml`` (searched from
    the working directory upwards); ``${VAR}`` in a profile value is replaced from the
-   environment, so passwords need not live in the file;
+   environment, so passwords need not live in the file; a relative path in a
+   profile's ``tracking_uri`` (``sqlite:///rel.db``, ``mlflow+sqlite:///rel.db``),
+   ``artifact_uri`` (``rel/folder``, ``file:rel``) or ``spool_path`` is read from the
+   folder of that ``pyproject.toml``, so every subfolder opens the same store;
 4. the embedded default: ``sqlite:///$UMLAUT_HOME/umlaut.db`` and the folder
-   ``$UMLAUT_HOME/artifacts``, where ``UMLAUT_HOME`` defaults to ``./.umlaut``.
+   ``$UMLAUT_HOME/artifacts``, where ``UMLAUT_HOME`` defaults to ``./.umlaut``
+   (relative paths from arguments, the environment and the default are read from the
+   working directory, as everywhere else).
+
+``Settings.sources`` names where each value came from, and says so when a profile's
+relative path was resolved. ``repr(Settings)`` shows URIs through
+:func:`umlaut_core.registry.redact` and masks every option whose name looks secret.
 """
 
 from __future__ import annotations
@@ -22,10 +31,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from .exceptions import ConfigurationError
+from .redaction import looks_secret, redact
 
-__all__ = ["Settings", "default_home", "find_pyproject", "load_profiles", "resolve_settings"]
+__all__ = [
+    "Settings",
+    "anchor_path",
+    "check_folder",
+    "default_home",
+    "find_pyproject",
+    "load_profiles",
+    "resolve_settings",
+]
 
 #: Keys a profile (or ``Umlaut(**options)``) may set.
 KNOWN_KEYS = frozenset(
@@ -91,22 +110,85 @@ class Settings:
         return f"Settings({shown})"
 
 
-_SECRET_OPTION = re.compile(r"secret|password|passwd|token|key|credential", re.IGNORECASE)
-
-
 def _masked(value: Any) -> Any:
-    from .registry import redact
-
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, Mapping):
-        return {k: "***" if _SECRET_OPTION.search(str(k)) else _masked(v) for k, v in value.items()}
+        return {k: "***" if looks_secret(str(k)) else _masked(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_masked(v) for v in value)
     return value
 
 
-def default_home(environ: Mapping[str, str] | None = None) -> Path:
+def default_home(environ: Mapping[str, str] | None = None, *, check: bool = True) -> Path:
+    """``$UMLAUT_HOME`` or ``./.umlaut``; with ``check``, refuse one that cannot be a folder.
+
+    The check only looks (nothing is created): the home, or the first of its parents
+    that exists, must be a folder, else a ConfigurationError names the variable.
+    """
     env = os.environ if environ is None else environ
-    return Path(env.get("UMLAUT_HOME") or ".umlaut")
+    home = Path(env.get("UMLAUT_HOME") or ".umlaut")
+    if check:
+        check_folder(home, "UMLAUT_HOME" if env.get("UMLAUT_HOME") else None)
+    return home
+
+
+def check_folder(path: Path, variable: str | None = None, what: str = "umlaut home") -> None:
+    """Raise ConfigurationError unless ``path`` is, or could be created as, a folder."""
+    for candidate in (path, *path.parents):
+        try:
+            if not candidate.exists():
+                continue
+        except OSError:  # pragma: no cover - e.g. a name too long
+            continue
+        if candidate.is_dir():
+            return
+        name = f"{variable}={str(path)!r}" if variable else f"the {what} {str(path)!r}"
+        blocker = "is a file" if candidate == path else f"is inside {str(candidate)!r}, a file"
+        fix = f"point {variable} at a folder" if variable else "set UMLAUT_HOME to a folder"
+        raise ConfigurationError(
+            f"{name} {blocker}, not a folder; {fix} (umlaut keeps umlaut.db, artifacts/ "
+            f"and spool/ there)"
+        )
+
+
+#: Profile keys whose relative paths are read from the folder of the pyproject.toml.
+_PATH_KEYS = ("tracking_uri", "artifact_uri", "spool_path")
+_SQLITE_PREFIX = re.compile(r"^(?:mlflow\+)?sqlite(?:\+[a-z]+)?:///", re.IGNORECASE)
+
+
+def anchor_path(value: Any, base: Path) -> str | None:
+    """``value`` with a relative path made absolute against ``base``; None if unchanged.
+
+    Handles ``sqlite:///rel`` (and ``mlflow+sqlite:///rel``), ``file:rel`` and plain
+    paths; absolute paths, ``~`` paths and other schemes are left alone.
+    """
+    from .registry import scheme_of
+
+    if not isinstance(value, str) or not value.strip():
+        return None
+    sqlite = _SQLITE_PREFIX.match(value)
+    if sqlite:
+        path, sep, query = value[sqlite.end() :].partition("?")
+        if not path or _absolute(path) or path.startswith("file:") or path == ":memory:":
+            return None
+        return f"{sqlite.group(0)}{base / path}{sep}{query}"
+    try:
+        if scheme_of(value) != "file":
+            return None
+    except ConfigurationError:
+        return None  # reported, with the right words, by whoever opens it
+    if value.startswith("file:"):
+        parts = urlsplit(value)
+        path = unquote(parts.path)
+        if parts.netloc or not path or _absolute(path):
+            return None
+        return (base / path).as_uri()
+    return None if _absolute(value) else str(base / value)
+
+
+def _absolute(path: str) -> bool:
+    return os.path.isabs(path) or path.startswith("~") or bool(re.match(r"^[A-Za-z]:[\\/]", path))
 
 
 def find_pyproject(start: Path | None = None) -> Path | None:
@@ -184,6 +266,7 @@ def resolve_settings(
 
     profile_name = profile or env.get("UMLAUT_PROFILE") or None
     from_profile: dict[str, Any] = {}
+    anchored_keys: dict[str, str] = {}
     if profile_name:
         pyproject = find_pyproject(cwd)
         profiles = load_profiles(pyproject)
@@ -200,8 +283,17 @@ def resolve_settings(
         if bad:
             raise ConfigurationError(f"{where} has unknown keys {sorted(bad)}")
         from_profile = _expand(raw, env, where)
+        # Relative paths mean "next to the pyproject.toml that says so", not "wherever
+        # the process happens to start": a notebook in a subfolder opens the same store.
+        if pyproject is not None:
+            base = pyproject.parent
+            for key in _PATH_KEYS:
+                anchored = anchor_path(from_profile.get(key), base)
+                if anchored is not None:
+                    from_profile[key] = anchored
+                    anchored_keys[key] = str(base)
 
-    home = default_home(env)
+    home = default_home(env, check=False)
     defaults: dict[str, Any] = {
         "tracking_uri": f"sqlite:///{home / 'umlaut.db'}",
         "artifact_uri": None,
@@ -232,9 +324,13 @@ def resolve_settings(
             if key in table and table[key] is not None:
                 merged[key] = table[key]
                 sources[key] = source
+                if table is from_profile and key in anchored_keys:
+                    sources[key] += f" (relative path resolved against {anchored_keys[key]})"
                 break
         else:
             merged[key] = None
+    if sources.get("tracking_uri") == "default":
+        default_home(env)  # refuse a home that is a file before anything is created
     if sources.get("tracking_uri") == "default" and merged["artifact_uri"] is None:
         merged["artifact_uri"] = str(home / "artifacts")
         sources["artifact_uri"] = "default"

@@ -37,7 +37,7 @@ from .config import Settings, default_home
 from .exceptions import ConfigurationError
 from .protocols import Capability, Tracker
 from .records import AuditRecord
-from .registry import redact
+from .redaction import redact
 from .shipping import Shipper
 from .spool import Spool, SpoolStatus
 
@@ -90,7 +90,7 @@ class Delivery:
                     "tracking_uri": reopen["tracking_uri"],
                     "tracker_options": dict(reopen.get("tracker_options") or {}),
                     "spool_path": str(self.spool.path),
-                    "tracker_uri": tracker.uri,
+                    "tracker_uri": self.spool.tracker_uri,
                     "durable": durable,
                     "warn_after_s": warn_after_s,
                 }
@@ -116,8 +116,9 @@ class Delivery:
         )
         spool_path = settings.spool_path
         if mode == "spooled" and spool_path is None:
-            # One spool per tracker URI, so two registries never mix their records.
-            tag = hashlib.sha256(tracker.uri.encode()).hexdigest()[:12]
+            # One spool per tracker URI, so two registries never mix their records. The
+            # redacted form is hashed: a rotated password must find the same spool.
+            tag = hashlib.sha256(redact(tracker.uri).encode()).hexdigest()[:12]
             spool_path = str(default_home() / "spool" / f"audit-{tag}.db")
         shareable = reopenable and Capability.MULTI_PROCESS in tracker.capabilities
         if mode == "spooled" and settings.shipper == "process" and not shareable:

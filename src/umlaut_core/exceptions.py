@@ -10,6 +10,8 @@ the class subclasses it too, so both ``except`` styles work::
     │   ├── PluginLoadError                      an entry point failed to import
     │   └── BackendConflictError                 two plugins claim one URI scheme
     ├── BackendNotFoundError (LookupError)       no plugin handles a URI scheme
+    ├── ClosedError (RuntimeError)               the Umlaut was closed
+    ├── DeadlineExceededError (TimeoutError)     a model call overran its Deadline
     ├── InvalidNameError (ValueError)            model name, alias or tag refused
     ├── NotFoundError (LookupError)
     │   ├── ModelNotFoundError
@@ -34,14 +36,16 @@ involved and say what exists or what to do.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 __all__ = [
     "ArtifactError",
     "BackendConflictError",
     "BackendError",
     "BackendNotFoundError",
+    "ClosedError",
     "ConfigurationError",
+    "DeadlineExceededError",
     "EncodingError",
     "EnvironmentMismatchError",
     "InputEncodingError",
@@ -99,16 +103,63 @@ class BackendConflictError(PluginError):
 
 
 class BackendNotFoundError(UmlautError, LookupError):
-    """No installed plugin handles a URI's scheme."""
+    """No registered plugin handles a URI's scheme.
 
-    def __init__(self, kind: str, scheme: str, installed: Iterable[str], hint: str | None) -> None:
+    The message lists the registered schemes with the distribution providing each,
+    and then either names the installed-but-disabled plugin that would handle the
+    scheme and how to enable it, or the distribution to install.
+
+    :param kind: ``"tracker"`` or ``"artifact store"``.
+    :param scheme: the scheme asked for (``mlflow+http``).
+    :param installed: the registered schemes; a mapping also gives, per scheme, the
+        distribution (or plugin) providing it.
+    :param hint: the distribution that would add the scheme, if known.
+    :param disabled: a sentence naming the installed plugin that registers the scheme
+        but is disabled, and how to enable it; replaces the install hint.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        scheme: str,
+        installed: Iterable[str],
+        hint: str | None,
+        *,
+        disabled: str | None = None,
+    ) -> None:
         self.kind, self.scheme = kind, scheme
         self.installed = sorted(installed)
-        advice = f" Install {hint!r} to add it." if hint else ""
+        #: Registered scheme → the distribution (or plugin name) that provides it.
+        self.providers: dict[str, str] = (
+            {str(s): str(who) for s, who in installed.items()}
+            if isinstance(installed, Mapping)
+            else {}
+        )
+        self.disabled = disabled
+        if disabled:
+            advice = f" {disabled}"
+        elif hint:
+            advice = f" Install {hint!r} to add it."
+        else:
+            advice = ""
+        shown = [
+            f"{s!r} from {self.providers[s]}" if s in self.providers else repr(s)
+            for s in self.installed
+        ]
+        listing = ", ".join(shown) if shown else "none"
         super().__init__(
             f"no {kind} is registered for the URI scheme {scheme!r}.{advice} "
-            f"Installed {kind} schemes: {_listing(self.installed)}."
+            f"Installed {kind} schemes: {listing}."
         )
+
+
+class ClosedError(UmlautError, RuntimeError):
+    """The ``Umlaut`` was closed: nothing runs or is stored through it any more."""
+
+
+class DeadlineExceededError(UmlautError, TimeoutError):
+    """A model call passed its :class:`~umlaut_core.deadline.Deadline`: its audit
+    record is written as an error of this type and its output is discarded."""
 
 
 class InvalidNameError(UmlautError, ValueError):
@@ -123,10 +174,19 @@ class ModelNotFoundError(NotFoundError):
     """No model has this name."""
 
     def __init__(self, name: str, existing: Iterable[str]) -> None:
+        from .naming import looks_like  # naming imports this module
+
         self.name = name
         self.existing = sorted(existing)
+        #: An existing name that looks like the one asked for, if any.
+        self.suggestion = looks_like(name, self.existing)
+        hint = (
+            f" Did you mean {self.suggestion!r}? It looks alike but is spelled differently."
+            if self.suggestion is not None
+            else ""
+        )
         super().__init__(
-            f"no model named {name!r}. Existing models: {_listing(self.existing)}. "
+            f"no model named {name!r}.{hint} Existing models: {_listing(self.existing)}. "
             f"Track it first with track_model(model=..., model_name={name!r})."
         )
 

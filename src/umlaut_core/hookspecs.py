@@ -7,7 +7,10 @@ and named after a spec below, published under the ``umlaut`` entry-point group::
     mystore = "umlaut_mystore.plugin"
 
 Implementations take only the arguments they need, and never give them defaults.
-The README's plugin guide is checked against this module by ``tests/meta``.
+``help(umlaut_core.hookspecs)`` lists every hook (they are in ``__all__``); the
+plugin author's guide (``docs/plugins.md``) and the generated hook reference are
+checked against this module by ``tests/meta``. A complete example plugin ships in
+the core: :mod:`umlaut_core.testing.example_plugin`.
 """
 
 from __future__ import annotations
@@ -17,16 +20,38 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    import click
+
     from .packer import Flavor
     from .records import AuditRecord, ModelVersion
     from .registry import BackendRegistry
 
-__all__ = ["PROJECT", "hookimpl", "hookspec"]
+__all__ = [
+    "PROJECT",
+    "hookimpl",
+    "hookspec",
+    # registration
+    "umlaut_register_backends",
+    "umlaut_detect_flavor",
+    "umlaut_get_flavor",
+    # tracking
+    "umlaut_before_track",
+    "umlaut_after_track",
+    "umlaut_on_track_error",
+    # running
+    "umlaut_before_run",
+    "umlaut_after_run",
+    "umlaut_on_run_error",
+    # command line
+    "umlaut_register_commands",
+]
 
 #: The one place the project name lives: entry-point group and marker name.
 PROJECT = "umlaut"
 
+#: Marks a hook specification (only this module declares them).
 hookspec = pluggy.HookspecMarker(PROJECT)
+#: Marks a hook implementation in a plugin: ``@umlaut_core.hookimpl``.
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
@@ -158,4 +183,32 @@ def umlaut_on_run_error(record: AuditRecord, error: BaseException) -> None:
     :return: None.
 
     .. versionadded:: 0.1
+    """
+
+
+# ---------------------------------------------------------------------------
+# Command line: what the ``umlaut`` console script offers
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+def umlaut_register_commands(cli: click.Group) -> None:
+    """Add commands or command groups to the ``umlaut`` console script.
+
+    Called at most once per invocation, when the command named is not one of the
+    core's or every command is listed (``umlaut --help``), so a core command never
+    waits for plugins. Call ``cli.add_command(command)``; import click (and anything
+    heavy) inside the implementation, not at module level, so ``import umlaut_core``
+    and discovering the plugin stay cheap. A command gets the global options (``--tracking-uri``,
+    ``--artifact-uri``, ``--profile``) through ``click.pass_obj``: a
+    ``umlaut_core.cli.CliContext`` whose ``settings`` are resolved the API's way and
+    whose ``umlaut()`` opens the facade. An ``UmlautError`` raised by a command is
+    printed as one line and exits with status 1, like the core's own commands.
+
+    :param cli: the root ``click.Group`` of the ``umlaut`` command. Adding a name
+        the core or another plugin already uses is an error (``PluginError``, naming
+        both, shown as one line); the core's names always mean the core's commands.
+    :return: None.
+
+    .. versionadded:: 0.2
     """

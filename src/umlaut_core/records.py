@@ -17,6 +17,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 __all__ = [
+    "BUNDLE_SHA256_TAG",
+    "RESERVED_TAG_PREFIX",
     "AuditRecord",
     "ModelInfo",
     "ModelVersion",
@@ -24,12 +26,18 @@ __all__ = [
     "StageChange",
     "Status",
     "RecordFields",
+    "StoredObject",
     "VersionDraft",
     "audit_record",
     "fields_of",
 ]
 
 Status = Literal["ok", "error"]
+
+#: Version tags umlaut sets itself; users' version tags may not use the prefix.
+RESERVED_TAG_PREFIX = "umlaut."
+#: The sha256 of a version's whole bundle file, recorded when it is registered.
+BUNDLE_SHA256_TAG = "umlaut.bundle_sha256"
 
 
 def _empty() -> Mapping[str, Any]:
@@ -75,6 +83,12 @@ class ModelVersion:
     tags: Mapping[str, str] = field(default_factory=_empty)
     created: bool = False
 
+    @property
+    def bundle_sha256(self) -> str | None:
+        """The sha256 of the whole bundle file, as registered; checked on every load
+        (None for versions registered before umlaut kept it)."""
+        return self.tags.get(BUNDLE_SHA256_TAG)
+
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
@@ -97,6 +111,21 @@ class StageChange:
     changed_at: datetime
     changed_by: str | None = None
     reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """One object an artifact store holds, as its ``list`` yields it (``umlaut gc``).
+
+    ``key`` is the object's key relative to the store (``bundles/ab/ab….zip``), ``uri``
+    the URI ``put`` returned for it, ``size`` its length in bytes and ``modified`` when
+    it was last written (timezone-aware UTC).
+    """
+
+    key: str
+    uri: str
+    size: int
+    modified: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +158,12 @@ class AuditRecord:
 
     @property
     def inputs(self) -> Any:
+        """The input the model received, decoded from ``inputs_json``."""
         return json.loads(self.inputs_json)
 
     @property
     def output(self) -> Any:
+        """The model's result decoded from ``output_json``; None for a failed call."""
         return None if self.output_json is None else json.loads(self.output_json)
 
     @property
@@ -179,7 +210,21 @@ fields_of: Callable[[AuditRecord], RecordFields] = operator.attrgetter(
 
 @dataclass(frozen=True, slots=True)
 class RunQuery:
-    """Filters for audit history; newest first, ``before`` is a keyset cursor (an id)."""
+    """Filters for audit history, as a tracker's ``query_runs`` receives them.
+
+    Every field that is set must match; records come newest first, ordered by ``id``
+    descending (ids are sortable by time). Exactly:
+
+    * ``model_name``, ``version``, ``status`` (``"ok"``/``"error"``),
+      ``reference_id``: equality.
+    * ``since`` (inclusive) and ``until`` (exclusive) bound ``started_at``:
+      ``since <= record.started_at < until``. The facade passes timezone-aware UTC
+      datetimes (naive ones are taken as UTC), any ``datetime`` included.
+    * ``before``: an exclusive keyset cursor, a record id; only records with
+      ``id < before``. The next page is ``before=page[-1].id``.
+    * ``limit``: at most this many records. ``Umlaut.history`` refuses a limit
+      outside 1–10,000 (``ConfigurationError``), so a tracker never gets more.
+    """
 
     model_name: str | None = None
     version: int | None = None

@@ -2,13 +2,28 @@
 
 Filled by the ``umlaut_register_backends`` hook; each implementation is called with
 the registry told which plugin is speaking, so a conflict can name both sides.
+Each scheme is shown with its provider as ``<distribution> (<plugin name>)``, e.g.
+``umlaut-sql (sql)`` or ``umlaut-core (umlaut.memory)``; the plugin name is what
+``UMLAUT_DISABLE_PLUGINS`` takes.
+
+An unknown scheme raises :class:`~umlaut_core.BackendNotFoundError` listing the
+registered schemes with their providers. When an installed plugin that is not
+registered (blocked by name, or entry points not loaded because
+``UMLAUT_DISABLE_PLUGIN_AUTOLOAD`` is set) would handle the scheme, the error names
+its distribution and how to enable it: to find out, and only on this error path,
+the registry imports such plugins and calls their ``umlaut_register_backends`` on a
+scratch registry (nothing is registered, and a plugin that fails to import is
+skipped).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
+import importlib.metadata
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
@@ -17,8 +32,9 @@ import pluggy
 
 from .exceptions import BackendConflictError, BackendNotFoundError, ConfigurationError
 from .protocols import ArtifactStore, Tracker
+from .redaction import looks_secret, redact
 
-__all__ = ["BackendRegistry", "redact", "scheme_of"]
+__all__ = ["BackendRegistry", "looks_secret", "redact", "scheme_of"]
 
 T = TypeVar("T")
 TrackerFactory = Callable[..., Tracker]
@@ -34,12 +50,6 @@ KNOWN_SCHEMES = {
 }
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*$")
-_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@?#]*:)[^@/?#]*(?P<at>@)")
-
-
-def redact(uri: str) -> str:
-    """Return ``uri`` with any password replaced by ``***``."""
-    return _PASSWORD.sub(r"\g<head>***\g<at>", uri)
 
 
 def scheme_of(uri: str) -> str:
@@ -71,11 +81,13 @@ class BackendRegistry:
         self._trackers: dict[str, _Entry[Tracker]] = {}
         self._stores: dict[str, _Entry[ArtifactStore]] = {}
         self._speaker = "<unknown>"
+        self._pm: pluggy.PluginManager | None = None
 
     @classmethod
     def from_plugins(cls, pm: pluggy.PluginManager) -> BackendRegistry:
         """Ask every plugin to register, one at a time, so conflicts name both."""
         registry = cls()
+        registry._pm = pm
         names = _distribution_names(pm)
         # pluggy lists implementations oldest first; calling them one by one (rather
         # than through pm.hook) is what lets the registry know who is registering.
@@ -124,13 +136,75 @@ class BackendRegistry:
             if candidate in table:
                 return table[candidate]
         base = scheme.split("+", 1)[0]
-        raise BackendNotFoundError(kind, scheme, table, KNOWN_SCHEMES.get(base))
+        raise BackendNotFoundError(
+            kind,
+            scheme,
+            {s: e.plugin for s, e in table.items()},
+            KNOWN_SCHEMES.get(base),
+            disabled=self._disabled_provider(kind, (scheme, base)),
+        )
+
+    def _disabled_provider(self, kind: str, schemes: tuple[str, ...]) -> str | None:
+        """Name the installed but unregistered plugin that would handle a scheme."""
+        if self._pm is None:
+            return None
+        pm = self._pm
+        from ._manager import _names  # _manager is imported lazily: it imports plugins
+
+        from_env = set(_names(os.environ.get("UMLAUT_DISABLE_PLUGINS")))
+        for name, dist, load in _unregistered_plugins(pm):
+            probe = BackendRegistry()
+            probe._speaker = name
+            try:
+                hook = getattr(load(), "umlaut_register_backends", None)
+                if hook is None:
+                    continue
+                hook(registry=probe)
+            except Exception:  # a plugin that cannot even register: not the answer
+                continue
+            table: dict[str, Any] = probe._trackers if kind == "tracker" else probe._stores
+            if not table.keys() & set(schemes):
+                continue
+            if not pm.is_blocked(name):
+                how = (
+                    "unset UMLAUT_DISABLE_PLUGIN_AUTOLOAD (or call "
+                    "get_plugin_manager(autoload=True)) to load entry points"
+                )
+            elif name in from_env:
+                how = f"remove {name!r} from UMLAUT_DISABLE_PLUGINS to enable it"
+            else:
+                how = f"it was blocked by name (get_plugin_manager(blocked=[{name!r}]))"
+            return (
+                f"{dist} is installed and handles it, but its plugin {name!r} is disabled: {how}."
+            )
+        return None
+
+
+def _unregistered_plugins(
+    pm: pluggy.PluginManager,
+) -> Iterator[tuple[str, str, Callable[[], object]]]:
+    """(plugin name, distribution, loader) of each installed plugin not registered."""
+    from ._manager import BUILTIN_PLUGINS  # _manager builds registries' managers
+    from .hookspecs import PROJECT
+
+    for name, module in BUILTIN_PLUGINS.items():
+        if pm.get_plugin(name) is None:
+            yield name, "umlaut-core", functools.partial(importlib.import_module, module)
+    for ep in importlib.metadata.entry_points(group=PROJECT):
+        if pm.get_plugin(ep.name) is None:
+            dist = ep.dist.name if ep.dist is not None else ep.value
+            yield ep.name, dist, ep.load
 
 
 def _distribution_names(pm: pluggy.PluginManager) -> dict[int, str]:
+    """How each registered plugin is named in messages: ``<distribution> (<name>)``."""
+    from ._manager import BUILTIN_PLUGINS
+
     names: dict[int, str] = {}
     for plugin, dist in pm.list_plugin_distinfo():
         names[id(plugin)] = f"{dist.project_name} ({pm.get_name(plugin)})"
     for name, plugin in pm.list_name_plugin():
+        if plugin is not None and name in BUILTIN_PLUGINS:
+            names.setdefault(id(plugin), f"umlaut-core ({name})")
         names.setdefault(id(plugin), name)
     return names

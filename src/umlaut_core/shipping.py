@@ -30,7 +30,7 @@ from typing import Any
 
 from .exceptions import UmlautError
 from .protocols import Tracker
-from .registry import redact
+from .redaction import redact
 from .spool import Spool
 
 __all__ = ["Shipper", "describe_failure"]
@@ -180,10 +180,8 @@ def main() -> int:
     if tracker is None:
         return 0
     try:
-        if tracker.uri != spool.tracker_uri:
-            log.error(
-                "opened %s, not %s: not shipping", redact(tracker.uri), redact(spool.tracker_uri)
-            )
+        if redact(tracker.uri) != spool.tracker_uri:  # the spool keeps only the redacted URI
+            log.error("opened %s, not %s: not shipping", redact(tracker.uri), spool.tracker_uri)
             return 1
         sys.stdout.write("ready\n")
         sys.stdout.flush()

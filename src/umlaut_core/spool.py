@@ -11,8 +11,10 @@ crash never duplicates a record.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -21,9 +23,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .exceptions import BackendError
+from .exceptions import BackendError, ConfigurationError
 from .records import AuditRecord, audit_record
+from .redaction import redact
 from .sqlite_wal import enable_wal
+
+log = logging.getLogger("umlaut.delivery")
 
 __all__ = ["Spool", "SpoolFullError", "SpoolStatus"]
 
@@ -45,6 +50,14 @@ CREATE TABLE IF NOT EXISTS spool_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL
 # only when each stands alone: together they scan every row, which once made each
 # spooled call slower the longer the backlog.
 _DEPTH_BOUND = "SELECT coalesce((SELECT max(seq) FROM spool) - (SELECT min(seq) FROM spool) + 1, 0)"
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 class SpoolFullError(BackendError):
@@ -94,37 +107,80 @@ def _decode(record_id: str, body: str) -> AuditRecord:
     )  # fmt: skip
 
 
+def _scrub_meta(conn: sqlite3.Connection, redacted: str) -> None:
+    """Replace a full tracker URI left by an older release, leaving no copy on disk."""
+    conn.execute("PRAGMA secure_delete=ON")  # the old bytes are zeroed, not just freed
+    try:
+        conn.execute("UPDATE spool_meta SET value = ? WHERE key = 'tracker'", (redacted,))
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # and no copy stays in the WAL
+    finally:
+        conn.execute("PRAGMA secure_delete=OFF")
+
+
 class Spool:
     """The queue itself; every method is safe from many threads and processes."""
 
     def __init__(self, path: str | Path, *, tracker_uri: str, durable: bool = False) -> None:
-        self.path = Path(path)
-        self.tracker_uri = tracker_uri
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(path).expanduser()
+        # Only the redacted URI is kept, here and on disk: the spool file outlives the
+        # process, and the same store with a rotated password is still the same store.
+        self.tracker_uri = redact(tracker_uri)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot create the folder {str(self.path.parent)!r} for the audit spool "
+                f"({exc.strerror or exc}); set spool_path (or UMLAUT_HOME) to a writable folder"
+            ) from exc
         self._owner = f"{os.getpid()}-{id(self)}"
         self._local = threading.local()
         self._durable = durable
-        conn = self._conn()
+        self._prepare(self._conn())
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
         # Each statement stands alone (autocommit) and tolerates another process
         # creating the same spool at the same moment: the first tracker written wins.
         conn.executescript(_SCHEMA)
-        conn.execute("INSERT OR IGNORE INTO spool_meta VALUES ('tracker', ?)", (tracker_uri,))
+        conn.execute("INSERT OR IGNORE INTO spool_meta VALUES ('tracker', ?)", (self.tracker_uri,))
         row = conn.execute("SELECT value FROM spool_meta WHERE key='tracker'").fetchone()
-        if row[0] != tracker_uri:
+        stored = redact(row[0])
+        if stored != self.tracker_uri:
             raise BackendError(
-                f"the spool {self.path} holds records for {row[0]}, not {tracker_uri}; "
+                f"the spool {self.path} holds records for {stored}, not {self.tracker_uri}; "
                 f"point spool_path elsewhere, or ship it with that tracker first"
             )
+        if row[0] != stored:
+            _scrub_meta(conn, stored)  # an older release kept the password here
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            enable_wal(conn)
-            # NORMAL survives a killed process (the WAL is in the OS cache); FULL also
-            # survives power loss, at the cost of an fsync per record.
-            conn.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'NORMAL'}")
-            self._local.conn, self._local.pid = conn, os.getpid()
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            # One stat per operation (~1 µs): a connection to a file deleted or
+            # replaced underneath it would queue records nobody will ship.
+            if _identity(self.path) == self._local.ident:
+                return conn
+            log.error(
+                "the audit spool %s was deleted or replaced while in use: records that "
+                "were waiting in it and not yet delivered are lost; starting a new spool "
+                "there",
+                self.path,
+            )
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fresh = self._connect()
+            self._prepare(fresh)
+            return fresh
+        return self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        enable_wal(conn)
+        # NORMAL survives a killed process (the WAL is in the OS cache); FULL also
+        # survives power loss, at the cost of an fsync per record.
+        conn.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'NORMAL'}")
+        self._local.conn, self._local.pid = conn, os.getpid()
+        self._local.ident = _identity(self.path)
         return conn
 
     def append(

@@ -120,14 +120,21 @@ class Backend:
             return bytes(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
         return Path(uri.removeprefix("file://")).read_bytes()
 
-    def write_object(self, uri: str, data: bytes, *, keep_sha_metadata: bool = False) -> None:
-        """Overwrite a stored object behind umlaut's back (tampering, corruption)."""
+    def write_object(self, uri: str, data: bytes, *, sha_metadata: str = "fresh") -> None:
+        """Overwrite a stored object behind umlaut's back (tampering, corruption).
+
+        On S3, ``sha_metadata`` says what the object's checksum metadata becomes:
+        ``fresh`` (the new bytes' sha256, as a tamperer who knows the store would
+        write), ``keep`` (the old bytes', as a corruption underneath would leave) or
+        ``none`` (as a plain copy without metadata leaves)."""
         if self.s3 is not None:
             key = uri.split(f"s3://{self.bucket}/", 1)[1]
             meta = self.s3.head_object(Bucket=self.bucket, Key=key)["Metadata"]
-            self.s3.put_object(
-                Bucket=self.bucket, Key=key, Body=data, Metadata=meta if keep_sha_metadata else {}
-            )
+            if sha_metadata == "fresh":
+                meta = {**meta, "sha256": hashlib.sha256(data).hexdigest()}
+            elif sha_metadata == "none":
+                meta = {}
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=meta)
             return
         Path(uri.removeprefix("file://")).write_bytes(data)
 

@@ -136,6 +136,31 @@ class TestSpool:
                 ]
 
 
+class TestDeletedSpool:
+    """A spool file deleted under a running process is noticed and started afresh."""
+
+    def test_a_deleted_spool_is_recreated_and_the_loss_logged(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        folder = tmp_path / "spool"
+        spool = Spool(folder / "audit.db", tracker_uri="memory:")
+        spool.append([_record(1)], 1, limit=0, policy="block")
+        assert spool.status().depth == 1
+        for leftover in folder.iterdir():
+            leftover.unlink()
+        folder.rmdir()
+        second = _record(2)
+        with caplog.at_level("ERROR", logger="umlaut.delivery"):
+            spool.append([second], 1, limit=0, policy="block")
+        assert "was deleted or replaced while in use" in caplog.text
+        # The new record went to a file that exists, where a shipper will find it.
+        assert (folder / "audit.db").exists()
+        reopened = Spool(folder / "audit.db", tracker_uri="memory:")
+        assert [r.id for r in reopened.pending()] == [second.id]
+        reopened.close()
+        spool.close()
+
+
 class TestSpooledDelivery:
     """run_model returns after spooling; flush ships; history can show what waits."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -94,13 +95,14 @@ class TestTwoProcesses:
         artifacts = f"s3://{bucket}/e2e"
         # The endpoint comes from boto3's standard variable, not from umlaut options.
         env = {**os.environ, "AWS_ENDPOINT_URL_S3": endpoint}
-        digest, artifact_uri = _python(TRACK, db, artifacts, env=env, cwd=tmp_path).split()
-        hexdigest = digest.split(":")[-1]
-        key = f"e2e/bundles/{hexdigest[:2]}/{hexdigest}.zip"
+        _digest, artifact_uri = _python(TRACK, db, artifacts, env=env, cwd=tmp_path).split()
+        (key,) = _bundle_keys(client, bucket, "e2e/")
         assert artifact_uri == f"s3://{bucket}/{key}"
-        assert _bundle_keys(client, bucket, "e2e/") == [key]
+        # Keyed by the sha256 of the bundle file itself.
+        sha256 = hashlib.sha256(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+        assert key == f"e2e/bundles/{sha256.hexdigest()[:2]}/{sha256.hexdigest()}.zip"
         head = client.head_object(Bucket=bucket, Key=key)
-        assert len(head["Metadata"]["sha256"]) == 64
+        assert head["Metadata"]["sha256"] == sha256.hexdigest()
 
         out = _python(RUN, db, artifacts, env=env, cwd=tmp_path)
         assert json.loads(out) == {"y": 6}
@@ -181,10 +183,11 @@ class TestPostgresAndS3:
         db = str(postgres_database)
         artifacts = f"s3://{bucket}/pg?endpoint_url={endpoint}"
         env = dict(os.environ)
-        digest, artifact_uri = _python(TRACK, db, artifacts, env=env, cwd=tmp_path).split()
-        hexdigest = digest.split(":")[-1]
-        expected = f"pg/bundles/{hexdigest[:2]}/{hexdigest}.zip"
-        assert _bundle_keys(client, bucket, "pg/") == [expected]
+        _digest, artifact_uri = _python(TRACK, db, artifacts, env=env, cwd=tmp_path).split()
+        (key,) = _bundle_keys(client, bucket, "pg/")
+        sha256 = hashlib.sha256(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+        assert key == f"pg/bundles/{sha256.hexdigest()[:2]}/{sha256.hexdigest()}.zip"
+        assert artifact_uri == f"s3://{bucket}/{key}"
         assert json.loads(_python(RUN, db, artifacts, env=env, cwd=tmp_path)) == {"y": 6}
         with Umlaut(db, artifacts) as ml:
             assert [r.status for r in ml.history("Scaler")] == ["ok"]

@@ -213,7 +213,8 @@ class TestWrites:
 
 
 class TestIntegrity:
-    """Changed bytes are refused: by the object's sha256, then by the bundle digest."""
+    """Changed bytes are refused: by the object's sha256 (missing is a failure), then by
+    the bundle's own checks."""
 
     @pytest.mark.parametrize("size", [100, 7 * MiB])
     def test_tampered_object_with_kept_metadata_is_an_integrity_error(
@@ -231,6 +232,43 @@ class TestIntegrity:
         )
         with pytest.raises(IntegrityError, match=r"s3://umlaut-test/p/bundles/ee/t\.zip"):
             store.get(uri)
+
+    @pytest.mark.parametrize("size", [100, 7 * MiB])
+    def test_object_rewritten_without_metadata_is_an_integrity_error(
+        self, mocked_s3: Any, size: int
+    ) -> None:
+        store = S3ArtifactStore(
+            "s3://umlaut-test/p", multipart_threshold="5MiB", multipart_chunksize="5MiB"
+        )
+        data = os.urandom(size)
+        uri = store.put("bundles/ef/t.zip", data)
+        forged = data[:-1] + bytes([data[-1] ^ 1])
+        mocked_s3.put_object(Bucket="umlaut-test", Key="p/bundles/ef/t.zip", Body=forged)
+        head = mocked_s3.head_object(Bucket="umlaut-test", Key="p/bundles/ef/t.zip")
+        assert "sha256" not in head["Metadata"]
+        with pytest.raises(IntegrityError, match=r"s3://umlaut-test/p/bundles/ef/t\.zip") as info:
+            store.get(uri)
+        assert "no x-amz-meta-sha256" in str(info.value) and "re-track" in str(info.value)
+        # The same bytes rewritten without metadata are refused as well: unverifiable.
+        mocked_s3.put_object(Bucket="umlaut-test", Key="p/bundles/ef/t.zip", Body=data)
+        with pytest.raises(IntegrityError, match="without its metadata"):
+            store.get(uri)
+
+    def test_run_model_refuses_a_bundle_whose_last_byte_changed(self, mocked_s3: Any) -> None:
+        store = S3ArtifactStore("s3://umlaut-test/last")
+        tracker = MemoryTracker()
+        ml = Umlaut(tracker=tracker, artifact_store=store)
+        mv = ml.track_model(lambda x: x["a"] * 2, "Doubler")
+        key = mv.artifact_uri.removeprefix("s3://umlaut-test/")
+        body = mocked_s3.get_object(Bucket="umlaut-test", Key=key)["Body"].read()
+        # The last byte sits in the zip's end-of-central-directory record.
+        mocked_s3.put_object(
+            Bucket="umlaut-test", Key=key, Body=body[:-1] + bytes([body[-1] ^ 0xFF])
+        )
+        fresh = Umlaut(tracker=tracker, artifact_store=S3ArtifactStore("s3://umlaut-test/last"))
+        with pytest.raises(IntegrityError):
+            fresh.run_model("Doubler", {"a": 2})
+        assert fresh.history("Doubler") == []
 
     @pytest.mark.parametrize("keep_metadata", [True, False])
     def test_run_model_refuses_a_tampered_bundle(self, mocked_s3: Any, keep_metadata: bool) -> None:

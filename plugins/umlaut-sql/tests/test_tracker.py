@@ -120,22 +120,15 @@ class TestReferenceIndex:
     """The partial reference-id index still serves history(reference_id=…)."""
 
     def test_lookup_by_reference_id_uses_the_index(self, tmp_path: Path) -> None:
-        import sqlalchemy as sa
 
         tracker = SqlTracker(f"sqlite:///{tmp_path / 'umlaut.db'}")
-        seen: list[tuple[str, Any]] = []
-        sa.event.listen(
-            tracker._engine,
-            "before_cursor_execute",
-            lambda _c, _cur, sql, params, *_: seen.append((sql, params)),
-        )
         try:
             tracker.record_runs(
                 [_record(i, reference_id=f"ref-{i}" if i % 2 else None) for i in range(20)]
             )
             (found,) = tracker.query_runs(RunQuery(reference_id="ref-7"))
             assert found.reference_id == "ref-7"
-            sql, params = seen[-1]
+            sql, params = tracker._runs_sql(RunQuery(reference_id="ref-7"))
             with sqlite3.connect(tmp_path / "umlaut.db") as conn:
                 plan = " ".join(str(r) for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
             conn.close()
@@ -315,3 +308,73 @@ class TestReadmeQueries:
         assert [tuple(r[:4]) for r in summary] == [("m", 1, 3, 1)]
         assert [r[4] for r in trail] == ["ok", "ok"]
         assert [(r[3], r[4]) for r in failures] == [("TypeError", "bad")]
+
+
+class TestSqliteUrls:
+    """SQLite URLs: a host part, ``~`` and an uncreatable folder are explained."""
+
+    @pytest.mark.parametrize("uri", ["sqlite://relative", "sqlite://relative/x.db"])
+    def test_host_part_is_refused(
+        self, uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(ConfigurationError, match="three slashes") as info:
+            SqlTracker(uri)
+        assert "four slashes" in str(info.value) and "in-memory" not in str(info.value)
+        assert list(tmp_path.iterdir()) == []
+
+    def test_tilde_is_the_home_folder(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        monkeypatch.chdir(tmp_path)
+        tracker = SqlTracker("sqlite:///~/stores/u.db")
+        tracker.close()
+        assert (tmp_path / "home" / "stores" / "u.db").is_file()
+        assert not (tmp_path / "~").exists()
+        assert tracker.default_artifact_uri == str(tmp_path / "home" / "stores" / "artifacts")
+
+    def test_uncreatable_folder_is_a_configuration_error(self, tmp_path: Path) -> None:
+        (tmp_path / "file").write_text("x")
+        with pytest.raises(ConfigurationError, match="cannot create the folder") as info:
+            SqlTracker(f"sqlite:///{tmp_path / 'file' / 'sub' / 'u.db'}")
+        assert str(tmp_path / "file" / "sub") in str(info.value)
+
+
+class TestMissingDriver:
+    """Without psycopg, a PostgreSQL URL names the extra to install."""
+
+    def test_missing_psycopg(self) -> None:
+        code = (
+            "import sys; sys.modules['psycopg'] = None\n"
+            "from umlaut_sql import SqlTracker\n"
+            "from umlaut_core.exceptions import ConfigurationError\n"
+            "try:\n"
+            "    SqlTracker('postgresql://ada:Zm9v/YmFy+cXV4@127.0.0.1:9/umlaut')\n"
+            "except ConfigurationError as exc:\n"
+            "    print('typed:', exc)\n"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert done.stdout.startswith("typed:"), done.stdout + done.stderr
+        assert "pip install 'umlaut-sql[postgresql]'" in done.stdout
+        assert "Zm9v" not in done.stdout + done.stderr
+
+
+class TestOddPasswords:
+    """Passwords with unencoded / # ? @ + or in the query string never reach a message."""
+
+    @pytest.mark.parametrize(
+        ("uri", "secret"),
+        [
+            ("postgresql+psycopg://ada:Zm9v/YmFy+cXV4@127.0.0.1:9/umlaut", "Zm9v/YmFy+cXV4"),
+            ("postgresql+psycopg://ada:pa#ss?w0rd@127.0.0.1:9/umlaut", "pa#ss?w0rd"),
+            ("postgresql+psycopg://ada@127.0.0.1:9/umlaut?password=qS3cret", "qS3cret"),
+        ],
+    )
+    def test_unreachable_server(self, uri: str, secret: str) -> None:
+        with pytest.raises(BackendError) as info:
+            SqlTracker(uri, connect_args={"connect_timeout": 2})
+        text = f"{info.value} {info.value!r}"
+        for part in {secret, secret[:4], secret[-4:]}:
+            assert part not in text, text
+        assert "127.0.0.1:9/umlaut" in text

@@ -2,7 +2,9 @@
 
 The digest covers what the model *is* (payload hash, flavor, entry, signature), not
 when or where it was packed, so packing the same object twice gives the same digest
-and the registry stores it once.
+and the registry stores it once. The bundle file as a whole is identified by its own
+sha256 (:attr:`Bundle.sha256`): stores key bundles by it, and loading can check it
+before the zip is even opened.
 """
 
 from __future__ import annotations
@@ -15,13 +17,11 @@ import io
 import json
 import platform
 import sys
-import threading
 import types
 import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import cloudpickle
@@ -33,6 +33,7 @@ from ..exceptions import (
     PackingError,
     UnsupportedModelError,
 )
+from ._pickling import dumps, qualname
 from .flavors import Flavor
 
 __all__ = [
@@ -53,8 +54,6 @@ PAYLOAD = "payload.pkl"
 SIGNATURE = "SIGNATURE"
 EnvPolicy = Literal["strict", "warn", "ignore"]
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-# cloudpickle's by-value registry is process-global; serialise our use of it.
-_BY_VALUE_LOCK = threading.Lock()
 _DIST_NAMES = {"sklearn": "scikit-learn", "PIL": "pillow", "yaml": "PyYAML"}
 
 
@@ -73,6 +72,16 @@ class Bundle:
     @property
     def flavor(self) -> str:
         return str(self.manifest["flavor"])
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """Hex sha256 of the whole bundle file (:attr:`data`), zip container included.
+
+        Unlike :attr:`digest` it changes with anything in the file (a signature, the
+        packing environment, a byte of the zip directory): it is what stores key
+        bundles by, and what ``unpack(..., expected_sha256=...)`` checks first.
+        """
+        return hashlib.sha256(self.data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -119,12 +128,12 @@ def pack(
     flavor: Flavor | None = pm.hook.umlaut_detect_flavor(obj=obj)
     if flavor is None:
         raise UnsupportedModelError(_unsupported_message(obj))
-    payload = _dumps(obj, code_paths)
+    payload = dumps(obj, code_paths)
     manifest: dict[str, Any] = {
         "format": BUNDLE_FORMAT,
         "flavor": flavor.name,
         "entry": flavor.entry,
-        "object": _qualname(obj),
+        "object": qualname(obj),
         "python": platform.python_version(),
         "cloudpickle": cloudpickle.__version__,
         "packages": _key_packages(obj),
@@ -150,10 +159,21 @@ def unpack(
     pm: pluggy.PluginManager,
     *,
     expected_digest: str | None,
+    expected_sha256: str | None = None,
     env_policy: EnvPolicy = "warn",
     signing_key: bytes | None = None,
 ) -> LoadedModel:
-    """Verify, then unpickle. Nothing is unpickled unless every hash matches."""
+    """Verify, then unpickle. Nothing is unpickled unless every hash matches.
+
+    :param expected_digest: the digest the model was registered with (``None``: not
+        checked).
+    :param expected_sha256: the hex sha256 of the whole bundle file as registered
+        (:attr:`Bundle.sha256`); checked first, before the zip is opened, so any
+        changed byte (the zip container included) is refused. ``None``: not checked,
+        for versions registered before the whole-file checksum existed.
+    """
+    if expected_sha256 is not None:
+        _check_file_sha256(data, expected_sha256)
     with _open_zip(data) as zf:
         manifest = _manifest_of(zf)
         if signing_key:
@@ -193,98 +213,18 @@ def unpack(
     return LoadedModel(obj, flavor.runner(obj), manifest, digest)
 
 
+def _check_file_sha256(data: bytes, expected: str) -> None:
+    actual = hashlib.sha256(data).hexdigest()
+    wanted = expected.split(":", 1)[-1].strip().lower()
+    if not hmac.compare_digest(actual, wanted):
+        raise IntegrityError(
+            f"the bundle file changed since it was registered (sha256 {actual}, registered "
+            f"{wanted}, {len(data)} bytes): it was corrupted, truncated or rewritten in the "
+            f"store; nothing was loaded. Restore the object or re-track the model."
+        )
+
+
 # --- packing helpers -------------------------------------------------------------
-
-
-def _dumps(obj: Any, code_paths: Iterable[str] | None) -> bytes:
-    """cloudpickle ``obj``, by value for code that lives in the user's own files."""
-    modules = _user_modules(obj) | _modules_under(code_paths or ())
-    with _BY_VALUE_LOCK:
-        registered = []
-        for module in modules:
-            try:
-                cloudpickle.register_pickle_by_value(module)
-                registered.append(module)
-            except ValueError:
-                pass
-        try:
-            payload: bytes = cloudpickle.dumps(obj, protocol=5)
-            return _stable_class_ids(payload)
-        except Exception as exc:
-            raise PackingError(f"cannot pickle {_qualname(obj)}: {exc!r}") from exc
-        finally:
-            for module in registered:
-                cloudpickle.unregister_pickle_by_value(module)
-
-
-def _stable_class_ids(payload: bytes) -> bytes:
-    """Replace cloudpickle's random class-tracker ids with ids derived from content.
-
-    cloudpickle tags each class it pickles by value with a random uuid4, so the same
-    class gives different bytes in every process and re-running a script would track
-    a "new" version each time. The ids are swapped for hashes of the payload with the
-    ids blanked: equal content gives equal bytes, different content different ids (so
-    two versions of a class never merge when loaded into one process).
-    """
-    tracker = getattr(cloudpickle.cloudpickle, "_DYNAMIC_CLASS_TRACKER_BY_ID", None)
-    if not tracker:
-        return payload
-    found = sorted(
-        {i for i in list(tracker) if i.encode() in payload},
-        key=lambda i: payload.index(i.encode()),
-    )
-    if not found:
-        return payload
-    blank = payload
-    for tid in found:
-        blank = blank.replace(tid.encode(), b"0" * len(tid))
-    content = hashlib.sha256(blank).hexdigest()
-    for n, tid in enumerate(found):
-        derived = hashlib.sha256(f"{content}:{n}".encode()).hexdigest()[: len(tid)]
-        payload = payload.replace(tid.encode(), derived.encode())
-    return payload
-
-
-def _modules_under(paths: Iterable[str]) -> set[types.ModuleType]:
-    roots = [Path(p).resolve() for p in paths]
-    found: set[types.ModuleType] = set()
-    if not roots:
-        return found
-    for module in list(sys.modules.values()):
-        file = getattr(module, "__file__", None)
-        if file and module.__name__ != "__main__":
-            where = Path(file).resolve()
-            if any(where == r or where.is_relative_to(r) for r in roots):
-                found.add(module)
-    return found
-
-
-def _user_modules(obj: Any) -> set[types.ModuleType]:
-    """Modules of the object's own code that a fresh process may not have."""
-    names = {getattr(obj, "__module__", None), type(obj).__module__}
-    found: set[types.ModuleType] = set()
-    for name in names:
-        if not name or name == "__main__" or name in sys.builtin_module_names:
-            continue
-        module = sys.modules.get(name)
-        if module is not None and _is_user_file(getattr(module, "__file__", None)):
-            found.add(module)
-    return found
-
-
-def _is_user_file(path: str | None) -> bool:
-    if not path:
-        return False
-    lowered = path.replace("\\", "/")
-    if "/site-packages/" in lowered or "/dist-packages/" in lowered:
-        return False
-    stdlib = sys.base_prefix.replace("\\", "/")
-    return not lowered.startswith(stdlib + "/lib")
-
-
-def _qualname(obj: Any) -> str:
-    target = obj if isinstance(obj, (type, types.FunctionType)) else type(obj)
-    return f"{getattr(target, '__module__', '?')}:{getattr(target, '__qualname__', '?')}"
 
 
 def _key_packages(obj: Any) -> dict[str, str]:

@@ -7,21 +7,34 @@ from the core (digests), and every path is checked to stay inside the root.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from ..exceptions import ArtifactError, ConfigurationError
 from ..hookspecs import hookimpl
-from ..keys import check_key
+from ..keys import check_key, check_prefix
+from ..protocols import Capability
+from ..records import StoredObject
 from ..registry import BackendRegistry
 
-__all__ = ["FolderArtifactStore", "path_from_uri"]
+__all__ = ["FolderArtifactStore", "path_from_uri", "refuse_options"]
 
 _CHUNK = 1 << 20
+
+
+def refuse_options(options: dict[str, Any], kind: str, what: str) -> None:
+    """A store that takes no options refuses any (a typo must not pass silently)."""
+    if options:
+        raise ConfigurationError(
+            f"unknown {kind} option(s) {sorted(options)} for {what}; known: none (it takes "
+            f"no options): remove them from {kind}_options"
+        )
 
 
 def path_from_uri(uri: str) -> Path:
@@ -41,7 +54,10 @@ def path_from_uri(uri: str) -> Path:
 class FolderArtifactStore:
     """Bundles as files under one root folder."""
 
-    def __init__(self, uri: str, **_options: Any) -> None:
+    capabilities = frozenset({Capability.LIST_OBJECTS})
+
+    def __init__(self, uri: str, **options: Any) -> None:
+        refuse_options(options, "artifact", f"the folder store {uri!r}")
         self.root = path_from_uri(uri).resolve()
         self.uri = self.root.as_uri()
 
@@ -96,6 +112,28 @@ class FolderArtifactStore:
 
     def delete(self, uri: str) -> None:
         self._path(uri).unlink(missing_ok=True)
+
+    def list(self, prefix: str = "") -> Iterator[StoredObject]:
+        """Files under the root whose key starts with ``prefix``; the temporary files
+        of writes in progress (``.tmp-….part``) are not objects and are left out."""
+        check_prefix(prefix)
+        head, _, _ = prefix.rpartition("/")
+        start = self.root / head if head else self.root
+        for folder, dirs, files in os.walk(start):
+            dirs.sort()
+            for name in sorted(files):
+                if name.startswith("."):
+                    continue
+                path = Path(folder, name)
+                key = path.relative_to(self.root).as_posix()
+                if not key.startswith(prefix):
+                    continue
+                try:
+                    info = path.stat()
+                except FileNotFoundError:  # deleted while listing
+                    continue
+                modified = dt.datetime.fromtimestamp(info.st_mtime, dt.UTC)
+                yield StoredObject(key, path.as_uri(), info.st_size, modified)
 
 
 @hookimpl

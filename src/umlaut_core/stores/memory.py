@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any, BinaryIO
 
 from ..exceptions import (
@@ -19,21 +20,31 @@ from ..exceptions import (
     VersionNotFoundError,
 )
 from ..hookspecs import hookimpl
-from ..keys import check_key
+from ..keys import check_key, check_prefix
 from ..protocols import Capability
-from ..records import AuditRecord, ModelInfo, ModelVersion, RunQuery, StageChange, VersionDraft
-from ..registry import BackendRegistry
+from ..records import (
+    AuditRecord,
+    ModelInfo,
+    ModelVersion,
+    RunQuery,
+    StageChange,
+    StoredObject,
+    VersionDraft,
+)
+from ..registry import BackendRegistry, redact
+from .folder import refuse_options
 
-__all__ = ["MemoryArtifactStore", "MemoryTracker", "select_runs"]
+__all__ = ["MemoryArtifactStore", "MemoryTracker", "scan_select", "select_runs"]
 
 
 class MemoryTracker:
     """The Tracker contract in plain dicts under one lock."""
 
-    capabilities = frozenset({Capability.STORES_BUNDLES})
+    capabilities = frozenset({Capability.STORES_BUNDLES, Capability.IMPORT, Capability.SCAN_RUNS})
     default_artifact_uri: str | None = None
 
-    def __init__(self, uri: str = "memory:", **_options: Any) -> None:
+    def __init__(self, uri: str = "memory:", **options: Any) -> None:
+        refuse_options(options, "tracker", f"the memory tracker {redact(uri)!r}")
         self.uri = uri
         self._lock = threading.RLock()
         self._versions: dict[str, list[ModelVersion]] = {}
@@ -145,6 +156,9 @@ class MemoryTracker:
                 changed_by=changed_by,
                 reason=reason,
             )
+            if change.from_version == version:
+                # Already there: the ledger records moves, not repeated requests.
+                return change
             aliases[alias] = version
             self._ledger.append(change)
             return change
@@ -152,11 +166,35 @@ class MemoryTracker:
     def stage_history(self, name: str, alias: str | None = None) -> list[StageChange]:
         with self._lock:
             self._model(name)
-            return [
+            found = [
                 c
                 for c in self._ledger
                 if c.model_name == name and (alias is None or c.stage == alias)
             ]
+        # Imported entries may be older than entries written here: time order, stable.
+        return sorted(found, key=lambda c: c.changed_at)
+
+    def import_ledger(
+        self, name: str, changes: Sequence[StageChange], aliases: Mapping[str, int]
+    ) -> int:
+        with self._lock:
+            for number in [*(c.to_version for c in changes), *aliases.values()]:
+                self.get_version(name, version=number)
+            held = {
+                (c.stage, c.changed_at, c.from_version, c.to_version)
+                for c in self._ledger
+                if c.model_name == name
+            }
+            added = 0
+            for c in changes:
+                identity = (c.stage, c.changed_at, c.from_version, c.to_version)
+                if identity in held:
+                    continue
+                held.add(identity)
+                self._ledger.append(dataclasses.replace(c, model_name=name))
+                added += 1
+            self._aliases.setdefault(name, {}).update(aliases)
+            return added
 
     def record_runs(self, records: Iterable[AuditRecord]) -> int:
         batch = list(records)  # consume first: all or nothing
@@ -165,10 +203,23 @@ class MemoryTracker:
             self._runs.update(new)
             return len(new)
 
+    def import_runs(self, records: Iterable[AuditRecord]) -> int:
+        return self.record_runs(records)
+
     def query_runs(self, query: RunQuery) -> list[AuditRecord]:
         with self._lock:
             runs = list(self._runs.values())
         return select_runs(runs, query)
+
+    def scan_runs(self, query: RunQuery, after: str | None = None) -> Iterator[AuditRecord]:
+        with self._lock:
+            runs = list(self._runs.values())
+        return iter(scan_select(runs, query, after))
+
+    def count_runs(self, query: RunQuery) -> int:
+        with self._lock:
+            runs = list(self._runs.values())
+        return len(scan_select(runs, query, None))
 
     def close(self) -> None:
         return None
@@ -195,19 +246,38 @@ def select_runs(runs: Iterable[AuditRecord], query: RunQuery) -> list[AuditRecor
     return matched[: query.limit]
 
 
+def scan_select(
+    runs: Iterable[AuditRecord], query: RunQuery, after: str | None
+) -> list[AuditRecord]:
+    """``scan_runs`` in Python: every match of ``query`` (its limit ignored) with
+    ``id > after``, oldest first; the executable statement of that contract."""
+    unlimited = dataclasses.replace(query, limit=2**62)
+    matched = [r for r in select_runs(runs, unlimited) if after is None or r.id > after]
+    matched.reverse()
+    return matched
+
+
 class MemoryArtifactStore:
     """Bytes in a dict: the ArtifactStore contract without a disk."""
 
-    def __init__(self, uri: str = "memory:", **_options: Any) -> None:
+    capabilities = frozenset({Capability.LIST_OBJECTS})
+
+    def __init__(self, uri: str = "memory:", **options: Any) -> None:
+        refuse_options(options, "artifact", f"the memory store {redact(uri)!r}")
         self.uri = uri
         self._objects: dict[str, bytes] = {}
+        self._written: dict[str, datetime] = {}
         self._lock = threading.Lock()
 
     def put(self, key: str, data: bytes | BinaryIO) -> str:
+        from ..clock import utcnow
+
         uri = f"memory:{check_key(key)}"
         content = data if isinstance(data, bytes) else data.read()
         with self._lock:
-            self._objects.setdefault(uri, bytes(content))
+            if uri not in self._objects:
+                self._objects[uri] = bytes(content)
+                self._written[uri] = utcnow()
         return uri
 
     def get(self, uri: str) -> bytes:
@@ -224,6 +294,17 @@ class MemoryArtifactStore:
     def delete(self, uri: str) -> None:
         with self._lock:
             self._objects.pop(uri, None)
+            self._written.pop(uri, None)
+
+    def list(self, prefix: str = "") -> Iterator[StoredObject]:
+        check_prefix(prefix)
+        with self._lock:
+            found = [
+                StoredObject(uri[len("memory:") :], uri, len(data), self._written[uri])
+                for uri, data in self._objects.items()
+                if uri.startswith("memory:" + prefix)
+            ]
+        return iter(found)
 
 
 @hookimpl

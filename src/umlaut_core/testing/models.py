@@ -6,9 +6,18 @@ process can load them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-__all__ = ["Echo", "ExampleModel", "Failing", "Threshold", "Unencodable", "double"]
+__all__ = [
+    "BadErrorText",
+    "Echo",
+    "ExampleModel",
+    "Failing",
+    "SurrogateKey",
+    "Threshold",
+    "Unencodable",
+    "double",
+]
 
 
 class ExampleModel:
@@ -61,3 +70,22 @@ class Unencodable:
 def double(model_input: dict[str, Any]) -> int:
     """A plain-function model."""
     return int(model_input["x"]) * 2
+
+
+class SurrogateKey:
+    """Returns a dict whose key holds a lone surrogate: not valid UTF-8."""
+
+    def run(self, model_input: Any) -> Any:
+        return {"ok": 1, "nested": {"bad \ud800 key": 2}}
+
+
+class BadErrorText:
+    """Raises ``ValueError`` whose text holds a lone surrogate and a NUL; the last
+    exception raised is kept on the class, so a test can check the caller got it."""
+
+    raised: ClassVar[list[BaseException]] = []
+
+    def run(self, model_input: Any) -> Any:
+        error = ValueError("bad \ud800 and \x00 text")
+        BadErrorText.raised.append(error)
+        raise error

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from umlaut_core.exceptions import BackendError, UmlautError
+from umlaut_core.registry import redact
 
 __all__ = ["error_code", "mlflow_errors"]
 
@@ -47,7 +48,7 @@ def mlflow_errors(
             raise not_found() from exc
         if isinstance(exc, MlflowException) or _is_io_error(exc):
             raise BackendError(
-                f"MLflow at {uri} failed while {doing}: {_short(exc)}. Check that the "
+                f"MLflow at {redact(uri)} failed while {doing}: {_short(exc)}. Check that the "
                 f"server is running and the URI is right; retries and timeout are set by "
                 f"MLFLOW_HTTP_REQUEST_MAX_RETRIES / MLFLOW_HTTP_REQUEST_TIMEOUT."
             ) from exc
@@ -74,5 +75,6 @@ def _is_io_error(exc: BaseException) -> bool:
 
 
 def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    # MLflow and requests echo the URLs they were given, user-info included.
+    text = redact(" ".join(str(exc).split()))
     return text if len(text) <= 400 else text[:400] + " …"

@@ -29,7 +29,7 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
@@ -45,6 +45,7 @@ from umlaut_core.exceptions import (
     UmlautError,
     VersionNotFoundError,
 )
+from umlaut_core.ids import decode_id, is_id
 from umlaut_core.packer import BUNDLE_FORMAT, compute_digest
 from umlaut_core.protocols import Capability
 from umlaut_core.records import (
@@ -128,7 +129,12 @@ class MlflowTracker:
         if http_retries is not None:
             overrides["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(int(http_retries))
         self.http_settings = apply_http_limits(overrides)
-        caps = {Capability.PERSISTENT, Capability.STORES_BUNDLES}
+        caps = {
+            Capability.PERSISTENT,
+            Capability.STORES_BUNDLES,
+            Capability.IMPORT,
+            Capability.SCAN_RUNS,
+        }
         if not target.is_sqlite:
             # A tracking server: shared by processes, and audit records are spooled
             # by default so run_model never waits on it (issue 8).
@@ -572,7 +578,11 @@ class MlflowTracker:
         changed_by: str | None,
         reason: str | None,
     ) -> StageChange:
-        """Move the alias; the ledger run is FINISHED only once the move is done."""
+        """Move the alias; the ledger run is FINISHED only once the move is done.
+
+        An alias already on ``version`` is left alone and no promotion run is
+        written (the ledger records moves, not repeated requests).
+        """
         self.get_version(name, version=version)
         model = self._require_model(name)
         previous = (model.aliases or {}).get(alias)
@@ -585,19 +595,9 @@ class MlflowTracker:
             changed_by=changed_by,
             reason=reason,
         )
-        tags = {
-            K.KIND: "promotion",
-            K.MODEL: name,
-            K.STAGE: alias,
-            K.TO: str(version),
-            K.CHANGED_AT: change.changed_at.isoformat(),
-        }
-        if change.from_version is not None:
-            tags[K.FROM] = str(change.from_version)
-        if changed_by is not None:
-            tags[K.CHANGED_BY] = changed_by
-        if reason is not None:
-            codec.split_text(tags, K.REASON, reason[: codec.CHUNK * codec.MAX_CHUNKS])
+        if change.from_version == version:
+            return change
+        tags = _promotion_tags(change)
         exp_id = self._experiment_id(name, create=True)
         assert exp_id is not None
         with self._errors(f"moving alias {alias!r} of {name!r}"):
@@ -614,6 +614,43 @@ class MlflowTracker:
                 raise
             self._finish(run.info.run_id, "FINISHED", None)
         return change
+
+    def import_ledger(
+        self, name: str, changes: Sequence[StageChange], aliases: Mapping[str, int]
+    ) -> int:
+        """One FINISHED promotion run per entry not yet present (identity: stage,
+        changed_at, from and to version), started at its original time; then each
+        alias set on the registered model, without a run."""
+        wanted = {c.to_version for c in changes} | set(aliases.values())
+        wanted |= {c.from_version for c in changes if c.from_version is not None}
+        for number in sorted(wanted):
+            self.get_version(name, version=number)
+        self._require_model(name)
+        held = {
+            (c.stage, c.changed_at, c.from_version, c.to_version) for c in self.stage_history(name)
+        }
+        added = 0
+        exp_id = self._experiment_id(name, create=True)
+        assert exp_id is not None
+        for c in changes:
+            c = dataclasses.replace(c, model_name=name)
+            identity = (c.stage, c.changed_at, c.from_version, c.to_version)
+            if identity in held:
+                continue
+            held.add(identity)
+            with self._errors(f"importing a ledger entry of {name!r}"):
+                run = self._client.create_run(
+                    exp_id,
+                    start_time=codec.to_ms(c.changed_at),
+                    tags=_promotion_tags(c),
+                    run_name=f"{c.stage} → v{c.to_version}",
+                )
+                self._finish(run.info.run_id, "FINISHED", None)
+            added += 1
+        with self._errors(f"setting the aliases of {name!r}"):
+            for alias, number in aliases.items():
+                self._client.set_registered_model_alias(name, alias, str(number))
+        return added
 
     def stage_history(self, name: str, alias: str | None = None) -> list[StageChange]:
         self._require_model(name)
@@ -704,7 +741,28 @@ class MlflowTracker:
             raise
         return written
 
-    def _write_chunk(self, chunk: list[AuditRecord], created: list[tuple[str, str]]) -> int:
+    def import_runs(self, records: Iterable[AuditRecord]) -> int:
+        """``record_runs`` that checks every id with MLflow however fresh the record (a
+        copy replays records of any age; one search per chunk of 200)."""
+        written = 0
+        created: list[tuple[str, str]] = []
+        chunk: list[AuditRecord] = []
+        try:
+            for record in records:
+                chunk.append(record)
+                if len(chunk) >= _RECORD_CHUNK:
+                    written += self._write_chunk(chunk, created, check_all=True)
+                    chunk = []
+            if chunk:
+                written += self._write_chunk(chunk, created, check_all=True)
+        except BaseException:
+            self._undo(created)
+            raise
+        return written
+
+    def _write_chunk(
+        self, chunk: list[AuditRecord], created: list[tuple[str, str]], check_all: bool = False
+    ) -> int:
         exp_ids = {}
         for r in chunk:
             if r.model_name not in exp_ids:
@@ -715,7 +773,8 @@ class MlflowTracker:
             doubtful = [
                 r
                 for r in chunk
-                if r.id not in seen and (r.id in self._uncertain or r.started_at < fresh_after)
+                if r.id not in seen
+                and (check_all or r.id in self._uncertain or r.started_at < fresh_after)
             ]
         if doubtful:
             seen |= self._existing_ids(doubtful, sorted({exp_ids[r.model_name] for r in doubtful}))
@@ -773,13 +832,70 @@ class MlflowTracker:
                 self._written.pop(record_id, None)
 
     def query_runs(self, query: RunQuery) -> list[AuditRecord]:
+        exp_ids, flt, post = self._audit_search(query)
+        if not exp_ids:
+            return []
+        out: list[AuditRecord] = []
+        page = min(max(query.limit + 1, 50), _PAGE)
+        with self._errors("searching audit runs"):
+            for run in self._search(exp_ids, flt, order_by=[f"tags.`{K.ID}` DESC"], page=page):
+                t = run.data.tags
+                rid = t.get(K.ID, "")
+                if query.before is not None and rid >= query.before:
+                    continue
+                if not all(check(t) for check in post):
+                    continue
+                out.append(self._to_record(run))
+                if len(out) >= query.limit:
+                    break
+        return out
+
+    def scan_runs(self, query: RunQuery, after: str | None = None) -> Iterator[AuditRecord]:
+        """One search, ordered by the id tag ascending, paged by MLflow's own token; a
+        time window narrows it to ``after``'s millisecond (ids carry it), less a
+        minute of slack, and the ids themselves are compared here."""
+        lower = None
+        if after is not None:
+            lower = decode_id(after)[0] - 60_000 if is_id(after) else None
+        exp_ids, flt, post = self._audit_search(query, lower_ms=lower)
+        if not exp_ids:
+            return
+        with self._errors("scanning audit runs"):
+            for run in self._search(exp_ids, flt, order_by=[f"tags.`{K.ID}` ASC"]):
+                t = run.data.tags
+                rid = t.get(K.ID, "")
+                if after is not None and rid <= after:
+                    continue
+                if query.before is not None and rid >= query.before:
+                    continue
+                if not all(check(t) for check in post):
+                    continue
+                yield self._to_record(run)
+
+    def count_runs(self, query: RunQuery) -> int:
+        """MLflow has no count: the matching runs are listed (tags only) and counted."""
+        exp_ids, flt, post = self._audit_search(query)
+        if not exp_ids:
+            return 0
+        count = 0
+        with self._errors("counting audit runs"):
+            for run in self._search(exp_ids, flt, order_by=[]):
+                t = run.data.tags
+                if query.before is not None and t.get(K.ID, "") >= query.before:
+                    continue
+                count += all(check(t) for check in post)
+        return count
+
+    def _audit_search(
+        self, query: RunQuery, lower_ms: int | None = None
+    ) -> tuple[list[str], str, list[Callable[[Mapping[str, str]], bool]]]:
+        """Experiments, filter string and the checks MLflow's filter cannot make, for
+        the audit runs ``query`` selects (``lower_ms``: a lower bound on start time)."""
         if query.model_name is not None:
             exp_id = self._experiment_id(query.model_name, create=False)
             exp_ids = [exp_id] if exp_id else []
         else:
             exp_ids = self._umlaut_experiments()
-        if not exp_ids:
-            return []
         parts = [f"tags.`{K.KIND}` = 'audit'"]
         post: list[Callable[[Mapping[str, str]], bool]] = []
         if query.version is not None:
@@ -794,28 +910,15 @@ class MlflowTracker:
             post.append(lambda t: t.get(K.REFERENCE) == ref)
         if query.since is not None:
             parts.append(f"attributes.start_time >= {codec.to_ms(query.since)}")
+            since = query.since
+            post.append(lambda t: dt.datetime.fromisoformat(t[K.STARTED]) >= since)
+        if lower_ms is not None:
+            parts.append(f"attributes.start_time >= {max(lower_ms, 0)}")
         if query.until is not None:
             parts.append(f"attributes.start_time <= {codec.to_ms(query.until)}")
-        flt = " and ".join(parts)
-        out: list[AuditRecord] = []
-        page = min(max(query.limit + 1, 50), _PAGE)
-        with self._errors("searching audit runs"):
-            for run in self._search(exp_ids, flt, order_by=[f"tags.`{K.ID}` DESC"], page=page):
-                t = run.data.tags
-                rid = t.get(K.ID, "")
-                if query.before is not None and rid >= query.before:
-                    continue
-                started = dt.datetime.fromisoformat(t[K.STARTED])
-                if query.since is not None and started < query.since:
-                    continue
-                if query.until is not None and started >= query.until:
-                    continue
-                if not all(check(t) for check in post):
-                    continue
-                out.append(self._to_record(run))
-                if len(out) >= query.limit:
-                    break
-        return out
+            until = query.until
+            post.append(lambda t: dt.datetime.fromisoformat(t[K.STARTED]) < until)
+        return exp_ids, " and ".join(parts), post
 
     def _umlaut_experiments(self) -> list[str]:
         ids: list[str] = []
@@ -874,6 +977,24 @@ class MlflowTracker:
 
 
 # -- helpers -----------------------------------------------------------------------
+
+
+def _promotion_tags(change: StageChange) -> dict[str, str]:
+    """The tags of a ledger entry's promotion run."""
+    tags = {
+        K.KIND: "promotion",
+        K.MODEL: change.model_name,
+        K.STAGE: change.stage,
+        K.TO: str(change.to_version),
+        K.CHANGED_AT: change.changed_at.isoformat(),
+    }
+    if change.from_version is not None:
+        tags[K.FROM] = str(change.from_version)
+    if change.changed_by is not None:
+        tags[K.CHANGED_BY] = change.changed_by
+    if change.reason is not None:
+        codec.split_text(tags, K.REASON, change.reason[: codec.CHUNK * codec.MAX_CHUNKS])
+    return tags
 
 
 def _audit_tags(r: AuditRecord) -> tuple[dict[str, str], dict[str, str]]:

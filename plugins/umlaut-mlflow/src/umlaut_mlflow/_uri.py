@@ -65,7 +65,9 @@ def parse_uri(uri: str) -> MlflowTarget:
     else:
         raise ConfigurationError(f"{redact(uri)!r} is not an mlflow URI (mlflow+http://…)")
     if target.startswith(("mlflow:", "mlflow+")):
-        raise ConfigurationError(f"MLFLOW_TRACKING_URI must be MLflow's own URI, not {target!r}")
+        raise ConfigurationError(
+            f"MLFLOW_TRACKING_URI must be MLflow's own URI, not {redact(target)!r}"
+        )
     root = None
     if target.startswith("sqlite:"):
         path = unquote(urlsplit(target).path)

@@ -198,7 +198,9 @@ def parse_s3_uri(uri: str, options: Mapping[str, Any]) -> tuple[S3Location, S3Op
     parts = urlsplit(uri)
     if parts.scheme.lower() != "s3":
         raise ConfigurationError(f"not an S3 URI: {redact(uri)!r}; use s3://bucket/prefix")
-    if "@" in parts.netloc or parts.fragment:
+    # Not only the netloc: an unencoded "/" or "#" in a password ends urlsplit's netloc
+    # early, and bucket names and prefix segments never hold "@".
+    if "@" in uri.split("?", 1)[0] or parts.fragment:
         raise ConfigurationError(
             f"S3 URI {redact(uri)!r} must not hold credentials or a #fragment; give keys "
             f"through the environment, an AWS profile, or artifact_options"
@@ -268,5 +270,7 @@ def store_uri(location: S3Location, opts: S3Options) -> str:
         else f"s3://{location.bucket}"
     )
     public = opts.public()
-    # Redacted so an endpoint with user:password in it cannot leak through ``uri``.
-    return redact(f"{base}?{urlencode(sorted(public.items()), safe=':/')}") if public else base
+    # Redacted before encoding (urlencode turns "@" into %40) and after, so an endpoint
+    # with user:password in it cannot leak through ``uri``.
+    shown = {k: redact(v) if k == "endpoint_url" else v for k, v in public.items()}
+    return redact(f"{base}?{urlencode(sorted(shown.items()), safe=':/*@')}") if public else base

@@ -6,19 +6,25 @@ refuses a body damaged in transit. Small objects are written with ``If-None-Matc
 (one round trip; an existing object is never overwritten); larger ones are HEADed
 first and skipped when present, then streamed with boto3's managed (multipart)
 transfer. Reads HEAD the object once (size, ETag, sha256), fetch it (in parallel
-ranges when large, pinned to that ETag) and check the sha256 before returning.
+ranges when large, pinned to that ETag) and check the sha256 before returning; an
+object without the sha256 metadata (rewritten or copied without it) is refused.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from umlaut_core.exceptions import ArtifactError, ConfigurationError, IntegrityError
+from umlaut_core.keys import check_prefix
+from umlaut_core.protocols import Capability
+from umlaut_core.records import StoredObject
 from umlaut_core.registry import redact
 
 from ._errors import Scrubber, s3_errors
@@ -61,6 +67,9 @@ class S3ArtifactStore:
         Keywords override the URI's query; anything unset resolves the boto3 way
         (environment, ``AWS_PROFILE``, ``AWS_ENDPOINT_URL_S3``, ``~/.aws/config``).
     """
+
+    #: ``list`` (ListObjectsV2 under the prefix), for ``umlaut gc``.
+    capabilities = frozenset({Capability.LIST_OBJECTS})
 
     def __init__(self, uri: str, **options: Any) -> None:
         location, opts = parse_s3_uri(uri, options)
@@ -116,7 +125,15 @@ class S3ArtifactStore:
             else:
                 data = self._download(s3key, size, etag)
         expected = (head.get("Metadata") or {}).get(SHA256_META)
-        if expected is not None and hashlib.sha256(data).hexdigest() != expected.lower():
+        if expected is None:
+            raise IntegrityError(
+                f"the object s3://{self.bucket}/{s3key} (endpoint {self.endpoint}) has no "
+                f"x-amz-meta-{SHA256_META} checksum, which umlaut writes with every upload: "
+                f"it was rewritten or copied without its metadata, so its bytes cannot be "
+                f"trusted. Nothing was loaded; restore the object with its metadata, or "
+                f"delete it and re-track the model."
+            )
+        if hashlib.sha256(data).hexdigest() != expected.lower():
             raise IntegrityError(
                 f"the object s3://{self.bucket}/{s3key} (endpoint {self.endpoint}) does not "
                 f"match the sha256 recorded when it was uploaded: it was changed or damaged. "
@@ -134,6 +151,29 @@ class S3ArtifactStore:
         s3key = self._location.key_for(split_object_uri(self._location, uri))
         with self._errors("delete", s3key):
             self._client.delete_object(Bucket=self.bucket, Key=s3key)
+
+    def list(self, prefix: str = "") -> Iterator[StoredObject]:
+        """Objects under the store's prefix whose key starts with ``prefix``, a page of
+        ListObjectsV2 (1,000 keys) at a time. Multipart uploads in progress are not
+        objects yet, so they are never listed."""
+        check_prefix(prefix)
+        base = self._location.key_for("")
+        token: str | None = None
+        while True:
+            args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": base + prefix}
+            if token:
+                args["ContinuationToken"] = token
+            with self._errors("list", base + prefix):
+                page = self._client.list_objects_v2(**args)
+            for obj in page.get("Contents", []):
+                rel = str(obj["Key"])[len(base) :]
+                if not rel or rel.endswith("/"):
+                    continue
+                modified = obj["LastModified"].astimezone(dt.UTC)
+                yield StoredObject(rel, self._location.uri_for(rel), int(obj["Size"]), modified)
+            token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+            if not token:
+                return
 
     # -- internals ------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 Both SQLAlchemy's wrapped errors (cold path, Core) and the driver's own errors (hot
 path, raw DBAPI connections) arrive here. Messages name the redacted URI, never
-the password, and say what to do.
+the password, and say what to do: every credential the tracker was given (the URL's
+password, secret query values and ``connect_args``, also percent-encoded) is replaced
+in the driver's text, which then goes through :func:`umlaut_core.registry.redact`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 
 from umlaut_core.exceptions import BackendError, SchemaError, UmlautError
+from umlaut_core.registry import redact
 
 __all__ = ["ErrorMapper"]
 
@@ -29,8 +32,9 @@ class ErrorMapper:
         """The umlaut error for ``exc``; the caller raises it ``from exc``."""
         native = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig else exc
         detail = " ".join(str(native).split())[:500]
-        for secret in self._secrets:
+        for secret in self._secrets:  # longest first, so no fragment of one survives
             detail = detail.replace(secret, "***")
+        detail = redact(detail)  # and any URI or key=value the driver echoed
         lowered = detail.lower()
         if "file is not a database" in lowered or "file is encrypted" in lowered:
             return SchemaError(

@@ -88,8 +88,10 @@ def _utc_text(started: dt.datetime) -> str:
     second = since.days * 86_400 + since.seconds
     known, text = _last_second
     if second != known:
-        text = started.replace(microsecond=0).isoformat()[:19]
-        _last_second = (second, text)
+        # A new second (always, for records spread over time: a copy between stores).
+        full = started.isoformat(timespec="microseconds")
+        _last_second = (second, full[:19])
+        return full
     return f"{text}.{started.microsecond:06d}+00:00"
 
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote, quote_plus
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from umlaut_core.clock import utcnow
 from umlaut_core.exceptions import (
@@ -23,6 +23,7 @@ from umlaut_core.exceptions import (
     StageNotFoundError,
     VersionNotFoundError,
 )
+from umlaut_core.filewatch import FileGuard
 from umlaut_core.ids import id_floor
 from umlaut_core.protocols import Capability
 from umlaut_core.records import (
@@ -33,7 +34,7 @@ from umlaut_core.records import (
     StageChange,
     VersionDraft,
 )
-from umlaut_core.registry import redact
+from umlaut_core.registry import looks_secret, redact
 from umlaut_core.sqlite_wal import enable_wal
 
 from . import _schema as s
@@ -54,6 +55,20 @@ __all__ = ["SqlTracker"]
 
 T = TypeVar("T")
 CHUNK = 1000
+#: Rows per COPY in ``import_runs`` on PostgreSQL (held in memory while written).
+COPY_BATCH = 20_000
+#: Records per page of ``scan_runs``.
+SCAN_PAGE = 10_000
+_COPY_DIRECT = f"COPY umlaut_runs ({', '.join(RUN_COLUMNS)}) FROM STDIN"
+_COPY_TEMP = f"COPY umlaut_runs_import ({', '.join(RUN_COLUMNS)}) FROM STDIN"
+_TEMP_TABLE = (
+    "CREATE TEMP TABLE IF NOT EXISTS umlaut_runs_import "
+    "(LIKE umlaut_runs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
+_MERGE_TEMP = (
+    f"INSERT INTO umlaut_runs ({', '.join(RUN_COLUMNS)}) "
+    f"SELECT {', '.join(RUN_COLUMNS)} FROM umlaut_runs_import ON CONFLICT (id) DO NOTHING"
+)
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _DRIVERS = {
     "sqlite": "sqlite",
@@ -83,6 +98,42 @@ _INSERT_RUN = "INSERT INTO umlaut_runs ({}) VALUES ({})".format(
 _HOT_SQL = {"latest": _HOT_LATEST, "alias": _HOT_ALIAS, "pinned": _HOT_PINNED}
 
 
+def _sqlite_url(url: sa.URL, shown: str) -> sa.URL:
+    """Refuse a host part; expand ``~`` the way the folder is created, so both agree."""
+    if url.host or url.port or url.username:
+        raise ConfigurationError(
+            f"{shown!r} has a host part, which SQLite URLs do not take: write three "
+            f"slashes and a relative path (sqlite:///data/umlaut.db, read from the working "
+            f"directory) or four slashes for an absolute one (sqlite:////srv/umlaut.db)"
+        )
+    db = url.database or ""
+    if db.startswith("~"):
+        url = url.set(database=str(Path(db).expanduser()))
+    return url
+
+
+def _make_parent(db: Path, shown: str) -> None:
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot create the folder {str(db.parent)!r} for the SQLite database {shown} "
+            f"({exc.strerror or exc}); point the tracking URI (or UMLAUT_HOME) at a "
+            f"writable folder"
+        ) from exc
+
+
+def _secrets_of(url: sa.URL, connect_args: dict[str, Any]) -> tuple[str, ...]:
+    """Every credential a driver message could echo: password, secret query values, …"""
+    found = [url.password or ""]
+    for key, value in [*url.query.items(), *connect_args.items()]:
+        if looks_secret(key):
+            many = isinstance(value, (list, tuple))
+            found += [str(v) for v in value] if many else [str(value)]
+    found += [quote(s, safe="") for s in found] + [quote_plus(s) for s in found]
+    return tuple(sorted({s for s in found if s}, key=len, reverse=True))
+
+
 class SqlTracker:
     """Versions, aliases, ledger and audit records in SQL tables.
 
@@ -96,7 +147,16 @@ class SqlTracker:
     :param connect_args: extra keyword arguments for the DBAPI ``connect``.
     """
 
-    capabilities = frozenset({Capability.PERSISTENT, Capability.MULTI_PROCESS})
+    capabilities = frozenset(
+        {
+            Capability.PERSISTENT,
+            Capability.MULTI_PROCESS,
+            Capability.IMPORT,
+            Capability.SCAN_RUNS,
+        }
+    )
+    #: SQLite: notices the database file being deleted or replaced while open.
+    _guard: FileGuard | None = None
 
     def __init__(
         self,
@@ -128,6 +188,8 @@ class SqlTracker:
                 f"{url.drivername!r} (in {self.uri!r})"
             )
         url = url.set(drivername=driver)
+        if driver == "sqlite":
+            url = _sqlite_url(url, self.uri)
         self.dialect = url.get_backend_name()
         if self.dialect != "sqlite":
             # A database server: audit records are spooled by default (issue 8).
@@ -149,7 +211,7 @@ class SqlTracker:
                     "file (sqlite:///umlaut.db) or the 'memory:' tracker"
                 )
             if not db.startswith("file:"):
-                Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                _make_parent(Path(db), self.uri)
             self.default_artifact_uri: str | None = str(Path(db).parent / "artifacts")
             cargs.setdefault("check_same_thread", False)
             cargs.setdefault("timeout", float(busy_timeout))
@@ -163,9 +225,15 @@ class SqlTracker:
             "max_overflow": max_overflow,
             "pool_recycle": pool_recycle,
         }
-        self._engine = sa.create_engine(
-            url, connect_args=cargs, pool_pre_ping=self.dialect != "sqlite", **pool
-        )
+        try:
+            self._engine = sa.create_engine(
+                url, connect_args=cargs, pool_pre_ping=self.dialect != "sqlite", **pool
+            )
+        except ImportError as exc:  # the driver is an optional extra
+            raise ConfigurationError(
+                f"{self.uri} needs the PostgreSQL driver psycopg, which is not installed "
+                f"({exc}); install it with: pip install 'umlaut-sql[postgresql]'"
+            ) from None
         self._configure = (
             _sqlite_setup(int(busy_timeout * 1000), sync)
             if (self.dialect == "sqlite")
@@ -176,9 +244,7 @@ class SqlTracker:
             sa.event.listen(self._engine, "begin", _sqlite_begin)
         dbapi = self._engine.dialect.loaded_dbapi
         self._dbapi_error: type[Exception] = dbapi.Error
-        self._errors = ErrorMapper(
-            self.uri, (url.password or "",) if url.password else (), self._dbapi_error
-        )
+        self._errors = ErrorMapper(self.uri, _secrets_of(url, cargs), self._dbapi_error)
         # Raw DBAPI connections for the two hot statements, kept outside the engine's
         # pool: a pool checkout plus its reset costs about as much as the statement on
         # SQLite, and pre-ping adds a round trip on PostgreSQL. A dead one (server
@@ -212,35 +278,46 @@ class SqlTracker:
             # Pooled connections opened before the switch report the old mode
             # until their next read; start them afresh.
             self._engine.dispose()
+        database = self._engine.url.database or ""
+        if self.dialect == "sqlite" and not database.startswith("file:"):
+            self._guard = FileGuard(database, "SQLite database")
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise BackendError(f"the tracker for {self.uri} is closed")
+        if self._guard is not None:
+            self._guard.check()
 
     @contextmanager
     def _read(self, action: str) -> Iterator[sa.Connection]:
-        if self._closed:
-            raise BackendError(f"the tracker for {self.uri} is closed")
+        self._check_usable()
         with self._errors.mapped(action), self._engine.connect() as conn:
             yield conn
 
     @contextmanager
     def _write(self, action: str) -> Iterator[sa.Connection]:
         """One write transaction: SQLite takes the write lock at BEGIN (IMMEDIATE)."""
-        if self._closed:
-            raise BackendError(f"the tracker for {self.uri} is closed")
+        self._check_usable()
         with self._errors.mapped(action), self._engine.connect() as conn:
             conn.execution_options(umlaut_write=True)
             with conn.begin():
                 yield conn
 
     def _insert(self, table: sa.Table) -> Any:
-        mod = sqlite_dialect if self.dialect == "sqlite" else pg_dialect
-        return mod.insert(table)
+        # Imported here: the PostgreSQL dialect module alone costs a sixth of
+        # `import sqlalchemy`, which every command-line start would pay for SQLite.
+        if self.dialect == "sqlite":
+            from sqlalchemy.dialects import sqlite as dialect_module
+        else:
+            from sqlalchemy.dialects import postgresql as dialect_module
+        return dialect_module.insert(table)
 
     # -- hot path: raw DBAPI ----------------------------------------------------------
 
     def _hot(
         self, action: str, work: Callable[[Any], T], retry: Callable[[], bool] = lambda: True
     ) -> T:
-        if self._closed:
-            raise BackendError(f"the tracker for {self.uri} is closed")
+        self._check_usable()
         for attempt in (0, 1):
             try:
                 conn = self._free.pop()
@@ -521,7 +598,9 @@ class SqlTracker:
         with self._read(f"reading the ledger of {name!r}") as conn:
             if not conn.execute(sa.select(m.c.latest_version).where(m.c.name == name)).scalar():
                 raise self._not_found(name, None, None)
-            rows = conn.execute(query.order_by(led.c.id)).all()
+            # changed_at first: entries imported from another store may be older
+            # than entries written here (ids are insertion order).
+            rows = conn.execute(query.order_by(led.c.changed_at, led.c.id)).all()
         return [
             StageChange(
                 model_name=r[0],
@@ -534,6 +613,65 @@ class SqlTracker:
             )
             for r in rows
         ]
+
+    def import_ledger(
+        self, name: str, changes: Sequence[StageChange], aliases: Mapping[str, int]
+    ) -> int:
+        """Ledger entries made elsewhere, skipped when present; aliases set without
+        entries. One transaction, under the model row's lock."""
+        m, v, a, led = s.models, s.versions, s.aliases, s.ledger
+        wanted = {c.to_version for c in changes} | set(aliases.values())
+        wanted |= {c.from_version for c in changes if c.from_version is not None}
+        with self._write(f"importing the ledger of {name!r}") as conn:
+            exists = conn.execute(
+                sa.select(m.c.latest_version).where(m.c.name == name).with_for_update()
+            ).scalar()
+            found = set(
+                conn.execute(sa.select(v.c.version).where(v.c.name == name)).scalars().all()
+            )
+            missing = sorted(wanted - found)
+            if not exists or missing:
+                raise self._not_found(name, missing[0] if missing else None, None)
+            held = {
+                (r[0], r[1], r[2], r[3])
+                for r in conn.execute(
+                    sa.select(
+                        led.c.alias, led.c.changed_at, led.c.from_version, led.c.to_version
+                    ).where(led.c.model_name == name)
+                )
+            }
+            rows = []
+            for c in changes:
+                when = fmt_time(c.changed_at)
+                identity = (c.stage, when, c.from_version, c.to_version)
+                if identity in held:
+                    continue
+                held.add(identity)
+                rows.append(
+                    {
+                        "model_name": name,
+                        "alias": c.stage,
+                        "from_version": c.from_version,
+                        "to_version": c.to_version,
+                        "changed_at": when,
+                        "changed_by": c.changed_by,
+                        "reason": c.reason,
+                    }
+                )
+            if rows:
+                conn.execute(sa.insert(led), rows)
+            now = fmt_time(utcnow())
+            for alias, number in aliases.items():
+                stmt = self._insert(a).values(
+                    model_name=name, alias=alias, version=number, updated_at=now
+                )
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["model_name", "alias"],
+                        set_={"version": number, "updated_at": now},
+                    )
+                )
+        return len(rows)
 
     # -- audit records ----------------------------------------------------------------
 
@@ -578,9 +716,112 @@ class SqlTracker:
         # A retry after a dropped connection must not re-read a half-consumed iterable.
         return self._hot("recording audit records", work, retry=lambda: not consumed_more)
 
+    def import_runs(self, records: Iterable[AuditRecord]) -> int:
+        """``record_runs`` for replayed records; on PostgreSQL through ``COPY``.
+
+        Each batch of ``COPY_BATCH`` rows is first COPied straight into the table under
+        a savepoint (the fast path, a fresh copy); if any of its ids is already there,
+        the savepoint is rolled back and the batch goes through a temporary table and
+        ``INSERT … ON CONFLICT (id) DO NOTHING`` instead, so importing again (a resumed
+        copy) skips what is held, exactly like ``record_runs``. One transaction.
+        """
+        if self.dialect == "sqlite":
+            return self.record_runs(records)
+        tuples = getattr(records, "field_tuples", None)
+        it = map(row_from_fields, tuples()) if callable(tuples) else map(run_row, records)
+        first = list(itertools.islice(it, COPY_BATCH))
+        if not first:
+            return 0
+        from psycopg import errors as pg_errors
+
+        consumed_more = False
+
+        def work(conn: Any) -> int:
+            nonlocal consumed_more
+            added = 0
+            with conn.transaction():
+                cur = conn.cursor()
+                try:
+                    batch = first
+                    while batch:
+                        added += _copy_batch(conn, cur, batch, pg_errors.UniqueViolation)
+                        if len(batch) < COPY_BATCH:
+                            break
+                        consumed_more = True
+                        batch = list(itertools.islice(it, COPY_BATCH))
+                finally:
+                    cur.close()
+            return added
+
+        return self._hot("importing audit records", work, retry=lambda: not consumed_more)
+
+    def scan_runs(self, query: RunQuery, after: str | None = None) -> Iterator[AuditRecord]:
+        """Keyset pages of ``SCAN_PAGE`` records in ascending id order; no connection is
+        held between pages."""
+        page = dataclasses.replace(query, limit=SCAN_PAGE)
+        cursor = after
+        while True:
+            sql, params = self._runs_sql(page, ascending=True, after=cursor)
+
+            def work(conn: Any, sql: str = sql, params: Any = params) -> list[Any]:
+                cur = conn.cursor()
+                try:
+                    cur.execute(sql, params)
+                    return list(cur.fetchall())
+                finally:
+                    cur.close()
+
+            rows = self._hot("scanning audit records", work)
+            yield from map(record_from_row, rows)
+            if len(rows) < SCAN_PAGE:
+                return
+            cursor = rows[-1][0]
+
+    def count_runs(self, query: RunQuery) -> int:
+        sql, params = self._runs_sql(query, count=True)
+
+        def work(conn: Any) -> int:
+            cur = conn.cursor()
+            try:
+                cur.execute(sql, params)
+                return int(cur.fetchone()[0])
+            finally:
+                cur.close()
+
+        return self._hot("counting audit records", work)
+
     def query_runs(self, query: RunQuery) -> list[AuditRecord]:
+        sql, params = self._runs_sql(query)
+
+        def work(conn: Any) -> list[AuditRecord]:
+            cur = conn.cursor()
+            try:
+                cur.execute(sql, params)
+                return list(map(record_from_row, cur.fetchall()))
+            finally:
+                cur.close()
+
+        # A raw DBAPI connection, the page fetched at once: SQLAlchemy's Result builds
+        # a Row per record, which cost more than the record itself (history exports
+        # read millions of records a page at a time).
+        return self._hot("querying audit records", work)
+
+    def _runs_sql(
+        self,
+        query: RunQuery,
+        *,
+        ascending: bool = False,
+        after: str | None = None,
+        count: bool = False,
+    ) -> tuple[str, Any]:
+        """The SELECT for ``query`` and its parameters, in the driver's style
+        (``ascending``/``after``: a ``scan_runs`` page; ``count``: its count, no limit)."""
         r = s.runs
-        stmt = sa.select(*(r.c[c] for c in RUN_COLUMNS))
+        stmt = (
+            sa.select(sa.func.count()).select_from(r)
+            if count
+            else sa.select(*(r.c[c] for c in RUN_COLUMNS))
+        )
         if query.model_name is not None:
             stmt = stmt.where(r.c.model_name == query.model_name)
         if query.version is not None:
@@ -594,15 +835,22 @@ class SqlTracker:
         # the minute of slack covers clock steps, started_at keeps the result exact.
         if query.since is not None:
             stmt = stmt.where(r.c.started_at >= fmt_time(query.since))
-            stmt = stmt.where(r.c.id >= id_floor(query.since - _ID_SLACK))
+            stmt = stmt.where(r.c.id >= id_floor(query.since, -_ID_SLACK))
         if query.until is not None:
             stmt = stmt.where(r.c.started_at < fmt_time(query.until))
-            stmt = stmt.where(r.c.id < id_floor(query.until + _ID_SLACK))
+            stmt = stmt.where(r.c.id < id_floor(query.until, _ID_SLACK))
         if query.before is not None:
             stmt = stmt.where(r.c.id < query.before)
-        stmt = stmt.order_by(r.c.id.desc()).limit(query.limit)
-        with self._read("querying audit records") as conn:
-            return [record_from_row(row) for row in conn.execute(stmt)]
+        if after is not None:
+            stmt = stmt.where(r.c.id > after)
+        if not count:
+            order = r.c.id.asc() if ascending else r.c.id.desc()
+            stmt = stmt.order_by(order).limit(query.limit)
+        compiled = stmt.compile(dialect=self._engine.dialect)
+        positions = compiled.positiontup
+        if positions is not None:
+            return str(compiled), [compiled.params[k] for k in positions]
+        return str(compiled), dict(compiled.params)
 
     def close(self) -> None:
         self._closed = True
@@ -638,6 +886,27 @@ def _pg_setup(conn: Any) -> None:
 def _sqlite_begin(conn: sa.Connection) -> None:
     write = conn.get_execution_options().get("umlaut_write")
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _copy_batch(conn: Any, cur: Any, rows: list[tuple[Any, ...]], conflict: type[Exception]) -> int:
+    """COPY ``rows`` into umlaut_runs; those whose id is held are skipped. Returns how
+    many were new. Runs inside the caller's transaction."""
+    try:
+        # A savepoint: a conflict undoes only this attempt.
+        with conn.transaction(), cur.copy(_COPY_DIRECT) as copy:
+            for row in rows:
+                copy.write_row(row)
+        return len(rows)
+    except conflict:
+        pass
+    cur.execute(_TEMP_TABLE)
+    with cur.copy(_COPY_TEMP) as copy:
+        for row in rows:
+            copy.write_row(row)
+    cur.execute(_MERGE_TEMP)
+    added = max(int(cur.rowcount), 0)
+    cur.execute("DELETE FROM umlaut_runs_import")
+    return added
 
 
 def _close_quietly(conn: Any) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from ..._api import Umlaut
 from ...exceptions import InputEncodingError, OutputEncodingError
-from ..models import Echo, Unencodable
+from ..models import BadErrorText, Echo, SurrogateKey, Unencodable
 from ._base import TrackerTestBase
 
 __all__ = ["EncodingTests"]
@@ -102,3 +102,64 @@ class EncodingTests(TrackerTestBase):
             umlaut.run_model(model_name, {"x": 1})
         (r,) = umlaut.history(model_name)
         assert (r.status, r.error_type) == ("error", "umlaut_core.exceptions.OutputEncodingError")
+
+    def test_surrogate_in_input_key_is_refused_before_running(
+        self, umlaut: Umlaut, model_name: str
+    ) -> None:
+        umlaut.track_model(Echo(), model_name)
+        for bad in ({"bad \ud800": 1}, {"x": [{"ok": {"\udcff": None}}]}):
+            with pytest.raises(InputEncodingError, match="lone surrogate"):
+                umlaut.run_model(model_name, bad)
+        assert umlaut.history(model_name) == []
+
+    def test_surrogate_in_output_key_is_an_audited_error(
+        self, umlaut: Umlaut, model_name: str
+    ) -> None:
+        umlaut.track_model(SurrogateKey(), model_name)
+        with pytest.raises(OutputEncodingError, match=r"\$\.nested\['bad \\ud800 key'\]"):
+            umlaut.run_model(model_name, {"x": 1})
+        (r,) = umlaut.history(model_name)
+        assert (r.status, r.error_type, r.output) == (
+            "error",
+            "umlaut_core.exceptions.OutputEncodingError",
+            None,
+        )
+        assert r.error_message is not None and "\\ud800" in r.error_message
+        r.error_message.encode("utf-8")  # valid UTF-8
+
+    def test_model_error_text_is_stored_escaped(self, umlaut: Umlaut, model_name: str) -> None:
+        umlaut.track_model(BadErrorText(), model_name)
+        with pytest.raises(ValueError) as info:
+            umlaut.run_model(model_name, {"x": 1})
+        assert info.value is BadErrorText.raised[-1]  # the model's own exception object
+        (r,) = umlaut.history(model_name)
+        assert (r.status, r.error_type) == ("error", "ValueError")
+        assert r.error_message == "bad \\ud800 and \\x00 text"
+        assert "\x00" not in r.error_message
+        r.error_message.encode("utf-8")  # valid UTF-8
+
+    def test_int_too_long_for_text_is_refused(self, umlaut: Umlaut, model_name: str) -> None:
+        umlaut.track_model(Echo(), model_name)
+        for bad in (10**5000, {"x": 10**5000}, {"x": [-(10**5000)]}):
+            with pytest.raises(InputEncodingError, match="pass it as a string"):
+                umlaut.run_model(model_name, bad)
+        assert umlaut.history(model_name) == []
+
+    def test_pandas_labels_round_trip(self, umlaut: Umlaut, model_name: str) -> None:
+        pd = pytest.importorskip("pandas")
+        umlaut.track_model(Echo(), model_name)
+        value = {
+            "series": pd.Series([1, 2, 3], index=["a", "a", "b"]),
+            "frame": pd.DataFrame({"x": [1.5, 2.5], "y": ["p", "q"]}, index=["r1", "r2"]),
+            "plain": pd.DataFrame({"x": [1, 2]}),
+            "when": pd.Series(pd.to_datetime(["2026-03-01 12:30", None])),
+        }
+        umlaut.run_model(model_name, value)
+        (r,) = umlaut.history(model_name)
+        assert r.inputs == {
+            "series": [["a", 1], ["a", 2], ["b", 3]],
+            "frame": {"r1": {"x": 1.5, "y": "p"}, "r2": {"x": 2.5, "y": "q"}},
+            "plain": [{"x": 1}, {"x": 2}],
+            "when": {"0": "2026-03-01T12:30:00", "1": None},
+        }
+        assert r.output == r.inputs
