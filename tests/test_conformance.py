@@ -10,6 +10,7 @@ import pytest
 from umlaut_core.stores.folder import FolderArtifactStore
 from umlaut_core.stores.memory import MemoryArtifactStore, MemoryTracker
 from umlaut_core.testing import ArtifactStoreSuite, TrackerSuite
+from umlaut_core.testing.example_plugin import ToyTracker
 
 
 class TestMemoryTracker(TrackerSuite):
@@ -32,6 +33,16 @@ class TestMemoryTrackerWithFolder(TrackerSuite):
     @pytest.fixture
     def artifact_store(self, tmp_path: Path) -> FolderArtifactStore:
         return FolderArtifactStore(str(tmp_path / "artifacts"))
+
+
+class TestToyTracker(TrackerSuite):
+    """The example plugin shipped in the core wheel, tested as its docstring shows."""
+
+    @pytest.fixture
+    def tracker(self) -> Iterator[ToyTracker]:
+        tracker = ToyTracker("toy:")
+        yield tracker
+        tracker.close()
 
 
 class TestFolderStore(ArtifactStoreSuite):

@@ -1,8 +1,9 @@
-"""Meta-tests: every hook is documented (spec and README guide) and has a test."""
+"""Meta-tests: every hook is documented (spec, plugin guide, reference) and has a test."""
 
 from __future__ import annotations
 
 import inspect
+import pydoc
 import re
 from pathlib import Path
 
@@ -37,10 +38,26 @@ class TestHookDocs:
             assert "stops at the first non-None result" in doc
 
     @pytest.mark.parametrize("hook", HOOKS)
-    def test_readme_plugin_guide_documents_hook(self, hook: str) -> None:
-        readme = (ROOT / "README.md").read_text(encoding="utf-8")
-        guide = readme.split("## Writing a plugin", 1)[-1]
-        assert re.search(rf"`{hook}\(", guide), f"README plugin guide lacks `{hook}(...)`"
+    def test_plugin_guide_documents_hook(self, hook: str) -> None:
+        guide = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+        assert re.search(rf"`{hook}\(", guide), f"docs/plugins.md lacks `{hook}(...)`"
+
+    @pytest.mark.parametrize("hook", HOOKS)
+    def test_hook_is_exported_so_help_shows_it(self, hook: str) -> None:
+        assert hook in hookspecs.__all__, f"{hook} missing from hookspecs.__all__"
+
+    def test_all_holds_the_markers_and_only_real_hooks(self) -> None:
+        assert {"PROJECT", "hookimpl", "hookspec"} <= set(hookspecs.__all__)
+        assert set(hookspecs.__all__) - {"PROJECT", "hookimpl", "hookspec"} == set(HOOKS)
+
+    def test_pydoc_lists_every_hook(self) -> None:
+        text = pydoc.render_doc(hookspecs, renderer=pydoc.plaintext)
+        missing = [hook for hook in HOOKS if f"{hook}(" not in text]
+        assert not missing, f"help(umlaut_core.hookspecs) does not show {missing}"
+
+    def test_hook_reference_is_generated_from_the_module(self) -> None:
+        page = (ROOT / "docs" / "reference" / "hooks.md").read_text(encoding="utf-8")
+        assert "::: umlaut_core.hookspecs" in page
 
 
 class TestHookTests:

@@ -15,8 +15,22 @@ class TestImports:
         code = (
             "import sys, umlaut_core, umlaut_core.packer, umlaut_core.testing;"
             "umlaut_core.get_plugin_manager();"
-            "heavy = ('sqlalchemy', 'mlflow', 'boto3', 'botocore');"
+            # numpy and pandas values are recognised by module name when encoding.
+            "umlaut_core.encoding.encode_input({'a': [1, {'b': 2.5}]});"
+            "heavy = ('sqlalchemy', 'mlflow', 'boto3', 'botocore', 'numpy', 'pandas');"
             "print(sorted(m for m in heavy if m in sys.modules))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        assert out.stdout.strip() == "[]"
+
+    def test_command_line_libraries_are_not_imported(self) -> None:
+        """click and rich belong to the console script (umlaut_core.cli) alone."""
+        code = (
+            "import sys, umlaut_core;"
+            "umlaut_core.get_plugin_manager();"
+            "print(sorted(m for m in ('click', 'rich', 'umlaut_core.cli') if m in sys.modules))"
         )
         out = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True

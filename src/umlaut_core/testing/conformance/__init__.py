@@ -13,16 +13,20 @@ A backend author writes one class per store::
             tracker.close()
 
 Optional overrides: ``artifact_store`` (defaults to a folder in ``tmp_path`` unless
-the tracker declares ``Capability.STORES_BUNDLES``) and ``store_uris`` (URIs a
-fresh process can open, used by multi-process tests when ``MULTI_PROCESS`` is
-declared). Tests use unique model names, so the fixture may reuse one database or
-server across tests. Capabilities a tracker lacks skip their tests with the reason.
+the tracker declares ``Capability.STORES_BUNDLES``) and ``store_uris`` (URIs that
+reopen the same stores: the reopen test with ``PERSISTENT``, and the process tests
+with ``MULTI_PROCESS``, which open them in fresh interpreters through the installed
+entry point, so install the plugin first). Tests use unique model names, so the
+fixture may reuse one database or server across tests. Capabilities a tracker lacks
+skip their tests with the reason.
 """
 
 from .artifacts import ArtifactStoreSuite, BundleIntegrityTests
 from .audit import RunModelTests
 from .concurrency import ConcurrencyTests
 from .encoding import EncodingTests
+from .hostile import HostileInputTests
+from .importing import ImportTests, ScanRunsTests
 from .selectors import StageTests
 from .versions import TrackModelTests
 
@@ -31,7 +35,10 @@ __all__ = [
     "BundleIntegrityTests",
     "ConcurrencyTests",
     "EncodingTests",
+    "HostileInputTests",
+    "ImportTests",
     "RunModelTests",
+    "ScanRunsTests",
     "StageTests",
     "TrackModelTests",
     "TrackerSuite",
@@ -45,5 +52,8 @@ class TrackerSuite(
     EncodingTests,
     ConcurrencyTests,
     BundleIntegrityTests,
+    HostileInputTests,
+    ImportTests,
+    ScanRunsTests,
 ):
     """Every tracker conformance test; subclass it and provide ``tracker``."""

@@ -21,6 +21,7 @@ class TrackerTestBase:
 
     @pytest.fixture
     def tracker(self) -> Iterator[Tracker]:
+        """The backend under test: every subclass must override this fixture."""
         pytest.fail(
             f"{type(self).__name__} must define a `tracker` fixture yielding the backend "
             f"under test (see umlaut_core.testing)"
@@ -38,11 +39,19 @@ class TrackerTestBase:
     def store_uris(
         self, tracker: Tracker, artifact_store: ArtifactStore | None
     ) -> tuple[str, str | None]:
-        """URIs a fresh process can open to reach the same store (MULTI_PROCESS)."""
+        """``(tracking_uri, artifact_uri)`` that reopen the same stores elsewhere.
+
+        Used by the reopen test (``PERSISTENT``) and by the process tests
+        (``MULTI_PROCESS``), which open ``Umlaut(tracking_uri, artifact_uri)`` in fresh
+        interpreters through the installed entry point: the plugin must be installed
+        in the test environment. Defaults to ``tracker.uri`` and the artifact store's
+        ``uri``; override it when ``uri`` hides a credential the other process needs.
+        """
         return tracker.uri, artifact_store.uri if artifact_store is not None else None
 
     @pytest.fixture
     def umlaut(self, tracker: Tracker, artifact_store: ArtifactStore | None) -> Umlaut:
+        """A facade on ``tracker`` and ``artifact_store``, with sync audit delivery."""
         # sync: the suite checks the tracker's own writes, not the spool in front of it.
         return Umlaut(
             tracker=tracker,

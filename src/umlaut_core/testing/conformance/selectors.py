@@ -6,6 +6,7 @@ import pytest
 
 from ..._api import Umlaut
 from ...exceptions import InvalidNameError, StageNotFoundError, VersionNotFoundError
+from ...protocols import Tracker
 from ..models import ExampleModel, Threshold
 from ._base import TrackerTestBase
 
@@ -58,6 +59,18 @@ class StageTests(TrackerTestBase):
         same = umlaut.promote(model_name, 1, "Production")
         assert (same.from_version, same.to_version) == (1, 1)
         assert len(umlaut.stage_history(model_name)) == 1
+
+    def test_set_alias_to_the_version_it_holds_writes_no_ledger_entry(
+        self, tracker: Tracker, umlaut: Umlaut, model_name: str
+    ) -> None:
+        umlaut.track_model(Threshold(1), model_name, stage="Production")
+        same = tracker.set_alias(model_name, "Production", 1, changed_by="suite", reason="again")
+        assert (same.model_name, same.stage) == (model_name, "Production")
+        assert (same.from_version, same.to_version) == (1, 1)
+        assert [(c.from_version, c.to_version) for c in tracker.stage_history(model_name)] == [
+            (None, 1)
+        ]
+        assert tracker.get_version(model_name, alias="Production").version == 1
 
     def test_any_alias_name_works(self, umlaut: Umlaut, model_name: str) -> None:
         umlaut.track_model(Threshold(3), model_name)

@@ -7,8 +7,9 @@ import datetime as dt
 import pytest
 
 from ..._api import Umlaut
+from ..._manager import get_plugin_manager
 from ...exceptions import ModelNotFoundError, NotFoundError
-from ...protocols import Tracker
+from ...protocols import Capability, Tracker
 from ..models import ExampleModel, Threshold, double
 from ._base import TrackerTestBase
 
@@ -24,6 +25,29 @@ class TrackModelTests(TrackerTestBase):
         assert mv.digest.startswith("sha256:") and len(mv.digest) == 71
         assert mv.artifact_uri
         assert mv.created_at.tzinfo is not None
+
+    def test_store_reopened_from_its_uris_keeps_everything(
+        self,
+        tracker: Tracker,
+        store_uris: tuple[str, str | None],
+        umlaut: Umlaut,
+        model_name: str,
+    ) -> None:
+        self.require(tracker, Capability.PERSISTENT)
+        mv = umlaut.track_model(Threshold(5), model_name, stage="Staging")
+        umlaut.run_model(model_name, {"x": 7}, stage="Staging", reference_id="before-reopen")
+        tracking, artifacts = store_uris
+        # Opened the way a user opens it: from URIs, through the installed plugin.
+        reopened = Umlaut(tracking, artifacts, delivery="sync", plugin_manager=get_plugin_manager())
+        try:
+            again = reopened.get_version(model_name, stage="Staging")
+            assert (again.version, again.digest) == (mv.version, mv.digest)
+            assert [r.reference_id for r in reopened.history(model_name)] == ["before-reopen"]
+            assert reopened.run_model(model_name, {"x": 7}, version=1) == umlaut.run_model(
+                model_name, {"x": 7}, version=1
+            )
+        finally:
+            reopened.close()
 
     def test_changed_models_count_up_without_gaps(self, umlaut: Umlaut, model_name: str) -> None:
         versions = [umlaut.track_model(Threshold(i), model_name).version for i in range(4)]

@@ -1,7 +1,10 @@
 """A third-party plugin as small as it gets: one tracker scheme and one flavor.
 
-Installed (``--no-deps``) only in the test environment, where the core's tests check
-that an entry point is discovered, can be blocked by name, and works end to end.
+Installed only in the test environment, where the core's tests check that an entry
+point is discovered, can be blocked by its entry-point name (``example``), is named
+in ``BackendNotFoundError`` when disabled, and works end to end. Not shipped: the
+example for plugin authors is :mod:`umlaut_core.testing.example_plugin`, in the core
+wheel.
 """
 
 from __future__ import annotations
