@@ -10,7 +10,7 @@ import pytest
 
 from ..._api import Umlaut
 from ..._buffer import RecordBuffer
-from ...ids import new_run_id
+from ...ids import derived_id, new_run_id
 from ...protocols import Tracker
 from ...records import AuditRecord, RunQuery, fields_of
 from ..models import Failing, Threshold
@@ -50,6 +50,28 @@ class RunModelTests(TrackerTestBase):
         )
         assert r.error_message == "x must be >= 0, got -4"
         assert r.error == "ValueError: x must be >= 0, got -4"
+
+    def test_call_past_its_deadline_is_one_error_record(
+        self, umlaut: Umlaut, model_name: str
+    ) -> None:
+        from ...deadline import Deadline
+        from ...exceptions import DeadlineExceededError
+
+        umlaut.track_model(Threshold(5), model_name)
+        deadline = Deadline(60)
+        assert deadline.expire()  # the waiter gave up before the model ran
+        with pytest.raises(DeadlineExceededError, match="did not run"):
+            umlaut.run_model(model_name, {"x": 9}, reference_id="late", deadline=deadline)
+        in_time = Deadline(60)
+        assert umlaut.run_model(model_name, {"x": 1}, deadline=in_time) == {
+            "above": False,
+            "limit": 5,
+        }
+        late, ok = sorted(umlaut.history(model_name), key=lambda r: r.status)
+        assert (late.status, late.output, late.reference_id) == ("error", None, "late")
+        assert late.error_type == "umlaut_core.exceptions.DeadlineExceededError"
+        assert ok.status == "ok" and in_time.record is not None and in_time.record.id == ok.id
+        assert deadline.record is not None and deadline.record.id == late.id
 
     def test_batch_writes_one_record_per_input(self, umlaut: Umlaut, model_name: str) -> None:
         umlaut.track_model(Threshold(2), model_name)
@@ -168,3 +190,21 @@ class RunModelTests(TrackerTestBase):
         found = tracker.query_runs(RunQuery(model_name=model_name))
         assert sorted(r.id for r in found) == sorted([record.id, other.id])
         assert found[-1].duration_ms == pytest.approx(1.5)
+
+    def test_batch_with_record_ids_writes_nothing_twice(
+        self, umlaut: Umlaut, model_name: str
+    ) -> None:
+        """A batch run again with the same ``record_ids`` (a retried task on a cluster)
+        writes each record once, under the ids given, also when the re-run overlaps."""
+        umlaut.track_model(Threshold(2), model_name)
+        ms = time.time_ns() // 1_000_000
+        ids = [derived_id(ms, "batch-1", str(i)) for i in range(6)]
+        inputs = [{"x": i} for i in range(6)]
+        umlaut.run_batch(model_name, inputs[:3], record_ids=ids[:3])
+        umlaut.run_batch(model_name, inputs, record_ids=ids)
+        umlaut.run_batch(model_name, inputs, record_ids=ids, return_outputs=False)
+        records = umlaut.history(model_name, include_pending=False)
+        assert sorted(r.id for r in records) == sorted(ids)
+        assert sorted(r.inputs["x"] for r in records) == list(range(6))
+        by_id = {r.id: r for r in records}
+        assert [by_id[i].inputs for i in ids] == inputs  # each id names its own input

@@ -1,0 +1,62 @@
+"""Running the app under uvicorn: one process, or ``--workers N`` through uvicorn's
+multiprocess supervisor.
+
+With one worker the app is built here and served in this process. With several,
+uvicorn binds the socket once, spawns N processes that each build the app with
+:func:`~umlaut_server._app.app_from_environment` (the configuration travels in
+``UMLAUT_SERVE_CONFIG``), restarts a worker that dies, and on SIGTERM/SIGINT tells
+every worker to stop: each stops accepting, lets in-flight requests finish (up to
+``--graceful-timeout``), waits for its model threads, then closes its ``Umlaut``,
+which ships what it can of the spool in ``exit_flush_timeout`` (5 s); whatever is
+left stays in the spool file and is shipped by the next process that opens it. A
+response is only ever sent after its record is in the spool, so a stop loses none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+
+import uvicorn
+
+from ._config import ENV_CONFIG, ServeConfig
+
+__all__ = ["run_server", "uvicorn_options"]
+
+
+def uvicorn_options(config: ServeConfig) -> dict[str, object]:
+    return {
+        "host": config.host,
+        "port": config.port,
+        "timeout_graceful_shutdown": config.graceful_timeout,
+        "root_path": config.root_path,
+        "proxy_headers": config.proxy_headers,
+        "forwarded_allow_ips": config.forwarded_allow_ips,
+        "access_log": False,  # ours is the JSON-lines access log
+        "server_header": False,
+        "log_level": "info",
+        "lifespan": "on",
+    }
+
+
+def run_server(config: ServeConfig) -> None:
+    if config.workers == 1:
+        from ._app import create_app
+
+        uvicorn.run(create_app(config), **uvicorn_options(config))  # type: ignore[arg-type]
+        return
+    metrics_dir = tempfile.mkdtemp(prefix="umlaut-serve-metrics-")
+    try:
+        shared = dataclasses.replace(config, metrics_dir=metrics_dir)
+        os.environ[ENV_CONFIG] = shared.to_json()
+        uvicorn.run(
+            "umlaut_server._app:app_from_environment",
+            factory=True,
+            workers=config.workers,
+            **uvicorn_options(config),  # type: ignore[arg-type]
+        )
+    finally:
+        os.environ.pop(ENV_CONFIG, None)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
