@@ -66,6 +66,22 @@ TARGETS = [
     ("#7", "history() ≤ 50 ms per page over 1M records (SQLite)", r"^history\(\)", "sqlite"),
     ("#7", "run_batch 1M from a generator: peak RSS < 300 MB",
      r"^run_batch [0-9,]+ from a generator", ""),
+    ("#18", "run_batch on Dask, LocalCluster(2 workers) ≥ 1.5× single-process rows/s",
+     r"^score_frame .* vs single-process run_batch$", ""),
+    ("#14", "umlaut --help and models list start ≤ 1.5× python -c 'import sqlalchemy'",
+     r"^CLI start: ", "sqlite"),
+    ("#14", "history --export 1M records to CSV ≥ 50% of sqlite3 + csv.writer rows/s",
+     r"^history --export to CSV, [0-9,]+ records \(whole command\)$", "sqlite"),
+    ("#14", "history --export 1M records: peak RSS < 200 MB",
+     r"^history --export to CSV, [0-9,]+ records, peak RSS$", "sqlite"),
+    ("#14", "umlaut copy 1M records SQLite → PostgreSQL ≥ 50% of raw psycopg COPY rows/s",
+     r"^umlaut copy SQLite → PostgreSQL, [0-9,]+ records", "postgresql"),
+    ("#15", "umlaut serve (audited, spooled) ≥ 2× mlflow models serve throughput, c=8",
+     r"^umlaut serve vs mlflow models serve", "sqlite"),
+    ("#15", "umlaut serve ≥ 60% of a bare Starlette endpoint's throughput, trivial model",
+     r"^umlaut serve vs bare Starlette endpoint", "sqlite"),
+    ("#15", "umlaut serve p99 ≤ mlflow models serve p50",
+     r"^umlaut serve p99 vs mlflow models serve p50", "sqlite"),
 ]  # fmt: skip
 
 
