@@ -670,6 +670,34 @@ class TestConsoleScript:
         assert missing.returncode == 1 and "Traceback" not in missing.stderr
         assert missing.stderr.count("\n") == 1
 
+    def test_every_command_through_the_script(self, seeded: Umlaut, home: Path) -> None:
+        """Each command, once, as a user's shell runs it: exit 0 and its key output."""
+        seeded.run_model("Revenue", {"revenue": 3}, stage="Staging", reference_id="ref-1")
+        (home / "in.jsonl").write_text('{"revenue": 1}\n{"revenue": 9}\n', encoding="utf-8")
+        version = seeded.get_version("Revenue", version=1)
+        commands: list[tuple[list[str], str]] = [
+            (["models", "list"], "Revenue"),
+            (["models", "show", "Revenue", "--format", "json"], '"latest_version": 2'),
+            (["versions", "list", "Revenue", "--format", "csv"], version.digest),
+            (["versions", "show", "Revenue", "1", "--format", "json"], version.digest),
+            (["promote", "Revenue", "1", "Archived", "--reason", "old"], "Archived"),
+            (["stages", "history", "Revenue", "--format", "jsonl"], '"to_version":2'),
+            (["stages", "history", "Revenue", "--at", "2999-01-01"], "Production"),
+            (["run", "Revenue", "--stage", "Staging", "--input", '{"revenue": 7}'], "true"),
+            (["run-batch", "Revenue", "--version", "1", "--input", "in.jsonl"], '"status"'),
+            (["history", "--reference-id", "ref-1", "--format", "jsonl"], '"ref-1"'),
+            (["pending"], ""),
+            (["flush"], ""),
+            (["bundle", "inspect", "Revenue@1"], version.digest),
+            (["doctor"], "tracking_uri"),
+            (["db", "upgrade", "--dry-run"], "schema"),
+            (["gc"], ""),
+        ]
+        for args, expected in commands:
+            result = self.run(home, *args)
+            assert result.returncode == 0, (args, result.stderr)
+            assert expected in result.stdout, (args, result.stdout)
+
     def test_models_list_as_csv(self, seeded: Umlaut, home: Path) -> None:
         result = self.run(home, "models", "list", "--format", "csv")
         assert result.returncode == 0, result.stderr
