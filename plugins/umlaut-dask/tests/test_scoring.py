@@ -15,6 +15,7 @@ import dask.bag as db
 import dask.dataframe as dd
 import pandas as pd
 import pytest
+from _task_helpers import FailAfterWrite, FailFrom, executing
 from umlaut_dask import new_batch_id, run_batch, score_bag, score_frame
 
 from umlaut_core import ConfigurationError, Umlaut
@@ -54,44 +55,16 @@ class CallLog(Scorer):
         return super().run(row)
 
 
-class FailAfterWrite:
-    """``after_partition``: fails each partition's first attempt, after its write."""
-
-    def __init__(self, folder: str) -> None:
-        self.folder = folder
-
-    def __call__(self, number: int) -> None:
-        marker = Path(self.folder) / f"partition-{number}"
-        if not marker.exists():
-            marker.touch()
-            raise RuntimeError(f"injected failure after partition {number} was written")
-
-
-class FailFrom:
-    """``after_partition``: partitions from ``first`` on fail (an interrupted job)."""
-
-    def __init__(self, first: int) -> None:
-        self.first = first
-
-    def __call__(self, number: int) -> None:
-        if number >= self.first:
-            raise RuntimeError(f"interrupted at partition {number}")
-
-
 def frame(rows: int, partitions: int) -> pd.DataFrame:
     ids = pd.Series(range(rows), dtype="int64") * 3 + 1_000  # keys are not positions
     return pd.DataFrame({"id": ids, "x": range(rows), "y": [0.25] * rows})
-
-
-def _executing(dask_worker: Any) -> int:
-    return len(dask_worker.state.executing)
 
 
 def settle(client: Any) -> None:
     """Wait until no worker runs a task (a cancelled task is not stopped, only
     forgotten by the scheduler)."""
     deadline = time.monotonic() + 30
-    while any(client.run(_executing).values()) and time.monotonic() < deadline:
+    while any(client.run(executing).values()) and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.2)
 
