@@ -416,7 +416,7 @@ class Umlaut:
         changes what ``run_model`` computes, which runs its own cached copy.
         """
         mv = self.get_version(model_name, version=version, stage=stage)
-        return self._unpack(mv, self._fetch(mv)).obj
+        return self._unpack(mv, self.fetch_bundle(mv)).obj
 
     def _resolve(self, name: str, version: int | None, stage: str | None) -> ModelVersion:
         if version is not None:
@@ -453,14 +453,17 @@ class Umlaut:
         loaded = self._cache.get(mv.digest)
         if loaded is not None:
             return loaded
-        loaded = self._unpack(mv, self._fetch(mv))
+        loaded = self._unpack(mv, self.fetch_bundle(mv))
         with self._lock:
             self._cache[mv.digest] = loaded
             while len(self._cache) > max(self.settings.cache_size, 1):
                 self._cache.popitem(last=False)
         return loaded
 
-    def _fetch(self, mv: ModelVersion) -> bytes:
+    def fetch_bundle(self, mv: ModelVersion) -> bytes:
+        """A version's bundle file as stored, *unverified* and never unpickled (for
+        tools that inspect or copy bundles; ``load_model`` is the verified way in)."""
+        self._check_open()
         bundles_in_tracker = Capability.STORES_BUNDLES in self._tracker.capabilities
         # A tracker that keeps bundles may also hold versions made without our store
         # (e.g. registered straight in MLflow): ask the store only for what it has.

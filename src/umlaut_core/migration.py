@@ -237,7 +237,7 @@ def _selected(infos: Mapping[str, Any], models: Sequence[str] | None) -> list[st
 
 
 def _copy_version(source: Umlaut, destination: Umlaut, mv: ModelVersion) -> ModelVersion:
-    data = fetch_bundle(source, mv)
+    data = source.fetch_bundle(mv)
     sha256 = check_bundle_bytes(data, mv)
     store = destination.artifact_store
     uri = store.put(bundle_key(sha256), data) if store is not None else None
@@ -255,15 +255,6 @@ def _copy_version(source: Umlaut, destination: Umlaut, mv: ModelVersion) -> Mode
         tags=mv.tags,
     )
     return destination.tracker.register_version(draft, data)
-
-
-def fetch_bundle(umlaut: Umlaut, mv: ModelVersion) -> bytes:
-    """A version's bundle bytes from where that registry keeps them (unchecked)."""
-    store = umlaut.artifact_store
-    in_tracker = Capability.STORES_BUNDLES in umlaut.tracker.capabilities
-    if store is not None and (not in_tracker or store.exists(mv.artifact_uri)):
-        return store.get(mv.artifact_uri)
-    return umlaut.tracker.load_bundle(mv)
 
 
 def check_bundle_bytes(data: bytes, mv: ModelVersion) -> str:

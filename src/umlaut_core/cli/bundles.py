@@ -15,8 +15,7 @@ from .context import CliContext, CliError
 from .output import emit_object, format_option, plain
 
 if TYPE_CHECKING:
-    from .._api import Umlaut
-    from ..records import ModelVersion
+    pass
 
 __all__ = ["bundle", "check_bundle"]
 
@@ -61,16 +60,6 @@ def check_bundle(data: bytes, signing_key: bytes | None) -> dict[str, Any]:
     }
 
 
-def _fetch(umlaut: Umlaut, mv: ModelVersion) -> bytes:
-    from ..protocols import Capability
-
-    store = umlaut.artifact_store
-    in_tracker = Capability.STORES_BUNDLES in umlaut.tracker.capabilities
-    if store is not None and (not in_tracker or store.exists(mv.artifact_uri)):
-        return store.get(mv.artifact_uri)
-    return umlaut.tracker.load_bundle(mv)
-
-
 @click.group()
 def bundle() -> None:
     """Bundles: inspect one, from a file or from the store."""
@@ -99,7 +88,7 @@ def inspect(state: CliContext, target: str, fmt: str) -> None:
             mv = umlaut.get_version(name, version=int(selector))
         else:
             mv = umlaut.get_version(name, stage=selector)
-        report = check_bundle(_fetch(umlaut, mv), umlaut.settings.signing_key)
+        report = check_bundle(umlaut.fetch_bundle(mv), umlaut.settings.signing_key)
         registered_sha = mv.bundle_sha256
         obj.update(
             {
