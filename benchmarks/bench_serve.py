@@ -78,7 +78,9 @@ def _iris() -> Any:
 def _wrk() -> str | None:
     found = shutil.which("wrk")
     if found is None and hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "wrk"], capture_output=True, timeout=300)
+        # A fresh machine may have no package lists yet: update, then install.
+        for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "wrk"]):
+            subprocess.run(cmd, capture_output=True, timeout=600)
         found = shutil.which("wrk")
     return found
 
