@@ -15,7 +15,7 @@ import pluggy
 
 from . import naming
 from ._arguments import as_utc, check_metrics, check_params, version_number
-from ._batch_inputs import batch_source
+from ._batch_inputs import batch_source, record_ids_for, reference_list
 from ._buffer import RecordBuffer
 from ._calls import call_model, check_item, encode_item, selector_text
 from ._manager import get_plugin_manager
@@ -31,7 +31,6 @@ from .exceptions import (
     InvalidNameError,
     StageNotFoundError,
 )
-from .ids import is_id
 from .keys import bundle_key
 from .packer import LoadedModel, pack, unpack
 from .protocols import ArtifactStore, Capability, Tracker
@@ -625,20 +624,12 @@ class Umlaut:
         name = self._name(model_name)
         clean_tags = naming.check_tags(tags) if tags else {}
         source, count = batch_source(inputs)
-        ref_list: list[str | None] = []
-        if reference_ids is not None:
-            if isinstance(reference_ids, (str, bytes)):
-                raise ConfigurationError("reference_ids must be a list of strings, not a string")
-            ref_list = [naming.check_reference_id(r) for r in reference_ids]
+        ref_list = reference_list(reference_ids, count)
         ids: Iterator[str] | None = None
         id_count = 0
         if record_ids is not None:
-            ids, id_count = _record_ids(record_ids, count)
+            ids, id_count = record_ids_for(record_ids, count)
         if count is not None:
-            if reference_ids is not None and len(ref_list) != count:
-                raise ConfigurationError(
-                    f"reference_ids has {len(ref_list)} entries for {count} inputs"
-                )
             for i, item in enumerate(source):
                 check_item(item, i)  # a bad item refuses the batch before any model runs
         # Items past the end of reference_ids (a generator's) get no reference id.
@@ -704,30 +695,3 @@ class Umlaut:
             self._pm.hook.umlaut_on_run_error(
                 record=record, error=error or RuntimeError(record.error)
             )
-
-
-def _record_ids(record_ids: Iterable[str], count: int | None) -> tuple[Iterator[str], int]:
-    """``run_batch``'s ``record_ids``, checked: ids, no repeats, one per input when
-    the number of inputs is known; past the last id, asking for another refuses the
-    rest of the batch (an input stream longer than its ids)."""
-    if isinstance(record_ids, (str, bytes)):
-        raise ConfigurationError("record_ids must be a list of ids, not a string")
-    id_list = list(record_ids)
-    bad = [i for i in id_list if not is_id(i)]
-    if bad:
-        raise ConfigurationError(
-            f"record_ids holds {len(bad)} value(s) that are not umlaut ids, e.g. "
-            f"{bad[0]!r}; make them with umlaut_core.ids.derived_id"
-        )
-    if len(set(id_list)) != len(id_list):
-        raise ConfigurationError(
-            "record_ids repeats an id: two inputs would share one audit record"
-        )
-    if count is not None and len(id_list) != count:
-        raise ConfigurationError(f"record_ids has {len(id_list)} ids for {count} inputs")
-
-    def each() -> Iterator[str]:
-        yield from id_list
-        raise ConfigurationError(f"the inputs outnumber record_ids ({len(id_list)} ids)")
-
-    return each(), len(id_list)

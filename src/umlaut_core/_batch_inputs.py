@@ -13,9 +13,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sized
 from typing import Any
 
 from .exceptions import ConfigurationError
+from .ids import is_id
 from .libraries import is_pandas
+from .naming import check_reference_id
 
-__all__ = ["FrameRows", "batch_source"]
+__all__ = ["FrameRows", "batch_source", "record_ids_for", "reference_list"]
 
 #: Rows converted to dicts at a time: bounds the copy a DataFrame batch makes.
 FRAME_CHUNK = 1_000
@@ -77,3 +79,45 @@ def batch_source(inputs: Any) -> tuple[Iterable[Any], int | None]:
             f"not a {type(inputs).__name__}"
         )
     return inputs, None
+
+
+def reference_list(
+    reference_ids: Iterable[str | None] | None, count: int | None
+) -> list[str | None]:
+    """``run_batch``'s ``reference_ids``, checked: a string is refused (not iterated),
+    and when the number of inputs is known there must be one per input."""
+    if reference_ids is None:
+        return []
+    if isinstance(reference_ids, (str, bytes)):
+        raise ConfigurationError("reference_ids must be a list of strings, not a string")
+    checked = [check_reference_id(r) for r in reference_ids]
+    if count is not None and len(checked) != count:
+        raise ConfigurationError(f"reference_ids has {len(checked)} entries for {count} inputs")
+    return checked
+
+
+def record_ids_for(record_ids: Iterable[str], count: int | None) -> tuple[Iterator[str], int]:
+    """``run_batch``'s ``record_ids``, checked: ids, no repeats, one per input when
+    the number of inputs is known; past the last id, asking for another refuses the
+    rest of the batch (an input stream longer than its ids)."""
+    if isinstance(record_ids, (str, bytes)):
+        raise ConfigurationError("record_ids must be a list of ids, not a string")
+    id_list = list(record_ids)
+    bad = [i for i in id_list if not is_id(i)]
+    if bad:
+        raise ConfigurationError(
+            f"record_ids holds {len(bad)} value(s) that are not umlaut ids, e.g. "
+            f"{bad[0]!r}; make them with umlaut_core.ids.derived_id"
+        )
+    if len(set(id_list)) != len(id_list):
+        raise ConfigurationError(
+            "record_ids repeats an id: two inputs would share one audit record"
+        )
+    if count is not None and len(id_list) != count:
+        raise ConfigurationError(f"record_ids has {len(id_list)} ids for {count} inputs")
+
+    def each() -> Iterator[str]:
+        yield from id_list
+        raise ConfigurationError(f"the inputs outnumber record_ids ({len(id_list)} ids)")
+
+    return each(), len(id_list)
