@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import datetime as dt
-import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,13 +21,10 @@ from umlaut_core.exceptions import (
     VersionNotFoundError,
 )
 from umlaut_core.filewatch import FileGuard
-from umlaut_core.ids import id_floor
 from umlaut_core.protocols import Capability
 from umlaut_core.records import (
-    AuditRecord,
     ModelInfo,
     ModelVersion,
-    RunQuery,
     StageChange,
     VersionDraft,
 )
@@ -38,6 +32,7 @@ from umlaut_core.registry import looks_secret, redact
 from umlaut_core.sqlite_wal import enable_wal
 
 from . import _schema as s
+from ._audit import SqlAuditRecords
 from ._errors import ErrorMapper
 from ._rows import (
     RUN_COLUMNS,
@@ -45,30 +40,12 @@ from ._rows import (
     dump,
     fmt_time,
     parse_time,
-    record_from_row,
-    row_from_fields,
-    run_row,
     version_from_row,
 )
 
 __all__ = ["SqlTracker"]
 
 T = TypeVar("T")
-CHUNK = 1000
-#: Rows per COPY in ``import_runs`` on PostgreSQL (held in memory while written).
-COPY_BATCH = 20_000
-#: Records per page of ``scan_runs``.
-SCAN_PAGE = 10_000
-_COPY_DIRECT = f"COPY umlaut_runs ({', '.join(RUN_COLUMNS)}) FROM STDIN"
-_COPY_TEMP = f"COPY umlaut_runs_import ({', '.join(RUN_COLUMNS)}) FROM STDIN"
-_TEMP_TABLE = (
-    "CREATE TEMP TABLE IF NOT EXISTS umlaut_runs_import "
-    "(LIKE umlaut_runs INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-)
-_MERGE_TEMP = (
-    f"INSERT INTO umlaut_runs ({', '.join(RUN_COLUMNS)}) "
-    f"SELECT {', '.join(RUN_COLUMNS)} FROM umlaut_runs_import ON CONFLICT (id) DO NOTHING"
-)
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _DRIVERS = {
     "sqlite": "sqlite",
@@ -80,7 +57,6 @@ _DRIVERS = {
 #: pg_advisory_xact_lock key that serialises schema creation/upgrade ("umlaut").
 _SCHEMA_LOCK = 0x756D6C617574
 
-_ID_SLACK = dt.timedelta(minutes=1)
 
 _V = ", ".join(f"v.{c}" for c in VERSION_COLUMNS)
 _HOT_LATEST = (
@@ -134,7 +110,7 @@ def _secrets_of(url: sa.URL, connect_args: dict[str, Any]) -> tuple[str, ...]:
     return tuple(sorted({s for s in found if s}, key=len, reverse=True))
 
 
-class SqlTracker:
+class SqlTracker(SqlAuditRecords):
     """Versions, aliases, ledger and audit records in SQL tables.
 
     :param uri: a SQLAlchemy URL: ``sqlite:///path/umlaut.db`` or
@@ -673,185 +649,6 @@ class SqlTracker:
                 )
         return len(rows)
 
-    # -- audit records ----------------------------------------------------------------
-
-    def record_runs(self, records: Iterable[AuditRecord]) -> int:
-        tuples = getattr(records, "field_tuples", None)
-        # A run_batch buffer hands over plain field tuples: no record objects to build.
-        it = map(row_from_fields, tuples()) if callable(tuples) else map(run_row, records)
-        first = list(itertools.islice(it, CHUNK))
-        if not first:
-            return 0
-        sql = self._sql["run"]
-        sqlite = self.dialect == "sqlite"
-        consumed_more = False
-
-        def work(conn: Any) -> int:
-            nonlocal consumed_more
-            cur = conn.cursor()
-            try:
-                if len(first) == 1:  # one statement is its own transaction: no BEGIN
-                    cur.execute(sql, first[0])
-                    return max(int(cur.rowcount), 0)
-                before = conn.total_changes if sqlite else 0
-                added = 0
-                cur.execute("BEGIN IMMEDIATE" if sqlite else "BEGIN")
-                try:
-                    chunk = first
-                    while chunk:
-                        cur.executemany(sql, chunk)
-                        added += 0 if sqlite else max(cur.rowcount, 0)
-                        if len(chunk) < CHUNK:
-                            break
-                        consumed_more = True
-                        chunk = list(itertools.islice(it, CHUNK))
-                    cur.execute("COMMIT")
-                except BaseException:
-                    cur.execute("ROLLBACK")
-                    raise
-                return int(conn.total_changes - before) if sqlite else added
-            finally:
-                cur.close()
-
-        # A retry after a dropped connection must not re-read a half-consumed iterable.
-        return self._hot("recording audit records", work, retry=lambda: not consumed_more)
-
-    def import_runs(self, records: Iterable[AuditRecord]) -> int:
-        """``record_runs`` for replayed records; on PostgreSQL through ``COPY``.
-
-        Each batch of ``COPY_BATCH`` rows is first COPied straight into the table under
-        a savepoint (the fast path, a fresh copy); if any of its ids is already there,
-        the savepoint is rolled back and the batch goes through a temporary table and
-        ``INSERT … ON CONFLICT (id) DO NOTHING`` instead, so importing again (a resumed
-        copy) skips what is held, exactly like ``record_runs``. One transaction.
-        """
-        if self.dialect == "sqlite":
-            return self.record_runs(records)
-        tuples = getattr(records, "field_tuples", None)
-        it = map(row_from_fields, tuples()) if callable(tuples) else map(run_row, records)
-        first = list(itertools.islice(it, COPY_BATCH))
-        if not first:
-            return 0
-        from psycopg import errors as pg_errors
-
-        consumed_more = False
-
-        def work(conn: Any) -> int:
-            nonlocal consumed_more
-            added = 0
-            with conn.transaction():
-                cur = conn.cursor()
-                try:
-                    batch = first
-                    while batch:
-                        added += _copy_batch(conn, cur, batch, pg_errors.UniqueViolation)
-                        if len(batch) < COPY_BATCH:
-                            break
-                        consumed_more = True
-                        batch = list(itertools.islice(it, COPY_BATCH))
-                finally:
-                    cur.close()
-            return added
-
-        return self._hot("importing audit records", work, retry=lambda: not consumed_more)
-
-    def scan_runs(self, query: RunQuery, after: str | None = None) -> Iterator[AuditRecord]:
-        """Keyset pages of ``SCAN_PAGE`` records in ascending id order; no connection is
-        held between pages."""
-        page = dataclasses.replace(query, limit=SCAN_PAGE)
-        cursor = after
-        while True:
-            sql, params = self._runs_sql(page, ascending=True, after=cursor)
-
-            def work(conn: Any, sql: str = sql, params: Any = params) -> list[Any]:
-                cur = conn.cursor()
-                try:
-                    cur.execute(sql, params)
-                    return list(cur.fetchall())
-                finally:
-                    cur.close()
-
-            rows = self._hot("scanning audit records", work)
-            yield from map(record_from_row, rows)
-            if len(rows) < SCAN_PAGE:
-                return
-            cursor = rows[-1][0]
-
-    def count_runs(self, query: RunQuery) -> int:
-        sql, params = self._runs_sql(query, count=True)
-
-        def work(conn: Any) -> int:
-            cur = conn.cursor()
-            try:
-                cur.execute(sql, params)
-                return int(cur.fetchone()[0])
-            finally:
-                cur.close()
-
-        return self._hot("counting audit records", work)
-
-    def query_runs(self, query: RunQuery) -> list[AuditRecord]:
-        sql, params = self._runs_sql(query)
-
-        def work(conn: Any) -> list[AuditRecord]:
-            cur = conn.cursor()
-            try:
-                cur.execute(sql, params)
-                return list(map(record_from_row, cur.fetchall()))
-            finally:
-                cur.close()
-
-        # A raw DBAPI connection, the page fetched at once: SQLAlchemy's Result builds
-        # a Row per record, which cost more than the record itself (history exports
-        # read millions of records a page at a time).
-        return self._hot("querying audit records", work)
-
-    def _runs_sql(
-        self,
-        query: RunQuery,
-        *,
-        ascending: bool = False,
-        after: str | None = None,
-        count: bool = False,
-    ) -> tuple[str, Any]:
-        """The SELECT for ``query`` and its parameters, in the driver's style
-        (``ascending``/``after``: a ``scan_runs`` page; ``count``: its count, no limit)."""
-        r = s.runs
-        stmt = (
-            sa.select(sa.func.count()).select_from(r)
-            if count
-            else sa.select(*(r.c[c] for c in RUN_COLUMNS))
-        )
-        if query.model_name is not None:
-            stmt = stmt.where(r.c.model_name == query.model_name)
-        if query.version is not None:
-            stmt = stmt.where(r.c.version == query.version)
-        if query.status is not None:
-            stmt = stmt.where(r.c.status == query.status)
-        if query.reference_id is not None:
-            stmt = stmt.where(r.c.reference_id == query.reference_id)
-        # Ids sort by the time they were made (just before started_at), so a time
-        # window is also an id range the primary key (or (model_name, id)) can seek;
-        # the minute of slack covers clock steps, started_at keeps the result exact.
-        if query.since is not None:
-            stmt = stmt.where(r.c.started_at >= fmt_time(query.since))
-            stmt = stmt.where(r.c.id >= id_floor(query.since, -_ID_SLACK))
-        if query.until is not None:
-            stmt = stmt.where(r.c.started_at < fmt_time(query.until))
-            stmt = stmt.where(r.c.id < id_floor(query.until, _ID_SLACK))
-        if query.before is not None:
-            stmt = stmt.where(r.c.id < query.before)
-        if after is not None:
-            stmt = stmt.where(r.c.id > after)
-        if not count:
-            order = r.c.id.asc() if ascending else r.c.id.desc()
-            stmt = stmt.order_by(order).limit(query.limit)
-        compiled = stmt.compile(dialect=self._engine.dialect)
-        positions = compiled.positiontup
-        if positions is not None:
-            return str(compiled), [compiled.params[k] for k in positions]
-        return str(compiled), dict(compiled.params)
-
     def close(self) -> None:
         self._closed = True
         while self._free:
@@ -886,27 +683,6 @@ def _pg_setup(conn: Any) -> None:
 def _sqlite_begin(conn: sa.Connection) -> None:
     write = conn.get_execution_options().get("umlaut_write")
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-
-def _copy_batch(conn: Any, cur: Any, rows: list[tuple[Any, ...]], conflict: type[Exception]) -> int:
-    """COPY ``rows`` into umlaut_runs; those whose id is held are skipped. Returns how
-    many were new. Runs inside the caller's transaction."""
-    try:
-        # A savepoint: a conflict undoes only this attempt.
-        with conn.transaction(), cur.copy(_COPY_DIRECT) as copy:
-            for row in rows:
-                copy.write_row(row)
-        return len(rows)
-    except conflict:
-        pass
-    cur.execute(_TEMP_TABLE)
-    with cur.copy(_COPY_TEMP) as copy:
-        for row in rows:
-            copy.write_row(row)
-    cur.execute(_MERGE_TEMP)
-    added = max(int(cur.rowcount), 0)
-    cur.execute("DELETE FROM umlaut_runs_import")
-    return added
 
 
 def _close_quietly(conn: Any) -> None:
