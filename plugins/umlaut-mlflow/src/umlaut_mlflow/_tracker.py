@@ -29,14 +29,13 @@ import threading
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as dist_version
 from pathlib import Path
 from typing import Any
 
-from umlaut_core.clock import utcnow
 from umlaut_core.exceptions import (
     ArtifactError,
     BackendError,
@@ -45,24 +44,23 @@ from umlaut_core.exceptions import (
     UmlautError,
     VersionNotFoundError,
 )
-from umlaut_core.ids import decode_id, is_id
 from umlaut_core.packer import BUNDLE_FORMAT, compute_digest
 from umlaut_core.protocols import Capability
 from umlaut_core.records import (
-    AuditRecord,
     ModelInfo,
     ModelVersion,
-    RunQuery,
-    StageChange,
     VersionDraft,
 )
 from umlaut_core.registry import redact
 
 from . import _codec as codec
+from ._audit import MlflowAuditRuns
 from ._codec import K
 from ._compat import import_mlflow, quiet_sqlalchemy_deprecations
 from ._errors import error_code, mlflow_errors
+from ._filters import PAGE, eq, safe
 from ._flavor import FLAVOR_NAME, REF_TAG, remember_copy
+from ._ledger import MlflowLedger
 from ._rest import RestRunWriter
 from ._uri import apply_http_limits, parse_uri
 
@@ -70,8 +68,6 @@ __all__ = ["LOCK_PREFIX", "MlflowTracker"]
 
 #: Registered models with this prefix are short-lived registration locks.
 LOCK_PREFIX = "umlaut.lock."
-_RECORD_CHUNK = 200
-_PAGE = 1000
 _INTERNAL_VERSION_TAGS = {
     K.DIGEST,
     K.FLAVOR,
@@ -85,7 +81,7 @@ _INTERNAL_VERSION_TAGS = {
 }
 
 
-class MlflowTracker:
+class MlflowTracker(MlflowAuditRuns, MlflowLedger):
     """Tracker on an MLflow tracking server or database.
 
     :param uri: ``mlflow+http(s)://host:port``, ``mlflow+sqlite:///path.db`` (any
@@ -217,7 +213,7 @@ class MlflowTracker:
         names: list[str] = []
         token = None
         while True:
-            page = self._client.search_registered_models(max_results=_PAGE, page_token=token)
+            page = self._client.search_registered_models(max_results=PAGE, page_token=token)
             names.extend(m.name for m in page if not m.name.startswith(LOCK_PREFIX))
             token = page.token
             if not token:
@@ -229,11 +225,11 @@ class MlflowTracker:
 
     def _versions_of(self, name: str) -> list[Any]:
         found: list[Any] = []
-        flt = _eq("name", name)
+        flt = eq("name", name)
         token = None
         while True:
             page = self._client.search_model_versions(
-                flt or None, max_results=_PAGE, page_token=token
+                flt or None, max_results=PAGE, page_token=token
             )
             found.extend(mv for mv in page if mv.name == name)
             token = page.token
@@ -247,8 +243,8 @@ class MlflowTracker:
     # -- versions -----------------------------------------------------------------
 
     def find_version(self, name: str, digest: str) -> ModelVersion | None:
-        flt = f"tags.`{K.DIGEST}` = '{_safe(digest)}'"
-        name_flt = _eq("name", name)
+        flt = f"tags.`{K.DIGEST}` = '{safe(digest)}'"
+        name_flt = eq("name", name)
         if name_flt:
             flt = f"{name_flt} and {flt}"
         with self._errors(f"looking up {name!r} by digest"):
@@ -422,7 +418,7 @@ class MlflowTracker:
                 mv = self._client.get_model_version_by_alias(name, alias)
             return self._to_version(mv)
         with self._errors(f"reading the latest version of {name!r}"):
-            flt = _eq("name", name)
+            flt = eq("name", name)
             found = (
                 self._client.search_model_versions(
                     flt, max_results=1, order_by=["version_number DESC"]
@@ -540,7 +536,7 @@ class MlflowTracker:
         token = None
         with self._errors("listing registered models"):
             while True:
-                page = self._client.search_registered_models(max_results=_PAGE, page_token=token)
+                page = self._client.search_registered_models(max_results=PAGE, page_token=token)
                 for rm in page:
                     if rm.name.startswith(LOCK_PREFIX):
                         continue
@@ -567,407 +563,6 @@ class MlflowTracker:
             raise self._model_missing(name)
         return [self._to_version(mv) for mv in found]
 
-    # -- aliases and their ledger -------------------------------------------------
-
-    def set_alias(
-        self,
-        name: str,
-        alias: str,
-        version: int,
-        *,
-        changed_by: str | None,
-        reason: str | None,
-    ) -> StageChange:
-        """Move the alias; the ledger run is FINISHED only once the move is done.
-
-        An alias already on ``version`` is left alone and no promotion run is
-        written (the ledger records moves, not repeated requests).
-        """
-        self.get_version(name, version=version)
-        model = self._require_model(name)
-        previous = (model.aliases or {}).get(alias)
-        change = StageChange(
-            model_name=name,
-            stage=alias,
-            from_version=int(previous) if previous is not None else None,
-            to_version=version,
-            changed_at=utcnow(),
-            changed_by=changed_by,
-            reason=reason,
-        )
-        if change.from_version == version:
-            return change
-        tags = _promotion_tags(change)
-        exp_id = self._experiment_id(name, create=True)
-        assert exp_id is not None
-        with self._errors(f"moving alias {alias!r} of {name!r}"):
-            run = self._client.create_run(
-                exp_id,
-                start_time=codec.to_ms(change.changed_at),
-                tags=tags,
-                run_name=f"{alias} → v{version}",
-            )
-            try:
-                self._client.set_registered_model_alias(name, alias, str(version))
-            except BaseException:
-                self._finish(run.info.run_id, "FAILED", None)
-                raise
-            self._finish(run.info.run_id, "FINISHED", None)
-        return change
-
-    def import_ledger(
-        self, name: str, changes: Sequence[StageChange], aliases: Mapping[str, int]
-    ) -> int:
-        """One FINISHED promotion run per entry not yet present (identity: stage,
-        changed_at, from and to version), started at its original time; then each
-        alias set on the registered model, without a run."""
-        wanted = {c.to_version for c in changes} | set(aliases.values())
-        wanted |= {c.from_version for c in changes if c.from_version is not None}
-        for number in sorted(wanted):
-            self.get_version(name, version=number)
-        self._require_model(name)
-        held = {
-            (c.stage, c.changed_at, c.from_version, c.to_version) for c in self.stage_history(name)
-        }
-        added = 0
-        exp_id = self._experiment_id(name, create=True)
-        assert exp_id is not None
-        for c in changes:
-            c = dataclasses.replace(c, model_name=name)
-            identity = (c.stage, c.changed_at, c.from_version, c.to_version)
-            if identity in held:
-                continue
-            held.add(identity)
-            with self._errors(f"importing a ledger entry of {name!r}"):
-                run = self._client.create_run(
-                    exp_id,
-                    start_time=codec.to_ms(c.changed_at),
-                    tags=_promotion_tags(c),
-                    run_name=f"{c.stage} → v{c.to_version}",
-                )
-                self._finish(run.info.run_id, "FINISHED", None)
-            added += 1
-        with self._errors(f"setting the aliases of {name!r}"):
-            for alias, number in aliases.items():
-                self._client.set_registered_model_alias(name, alias, str(number))
-        return added
-
-    def stage_history(self, name: str, alias: str | None = None) -> list[StageChange]:
-        self._require_model(name)
-        exp_id = self._experiment_id(name, create=False)
-        if exp_id is None:
-            return []
-        flt = f"tags.`{K.KIND}` = 'promotion' and attributes.status = 'FINISHED'"
-        if alias is not None:
-            flt += f" and tags.`{K.STAGE}` = '{_safe(alias)}'"
-        changes = []
-        with self._errors(f"reading the promotion ledger of {name!r}"):
-            for run in self._search([exp_id], flt, order_by=["attributes.start_time ASC"]):
-                t = run.data.tags
-                changes.append(
-                    StageChange(
-                        model_name=name,
-                        stage=t[K.STAGE],
-                        from_version=int(t[K.FROM]) if K.FROM in t else None,
-                        to_version=int(t[K.TO]),
-                        changed_at=dt.datetime.fromisoformat(t[K.CHANGED_AT]),
-                        changed_by=t.get(K.CHANGED_BY),
-                        reason=codec.join_text(t, K.REASON),
-                    )
-                )
-        return sorted(changes, key=lambda c: c.changed_at)
-
-    # -- audit runs ---------------------------------------------------------------
-
-    def _search(
-        self, exp_ids: list[str], flt: str, *, order_by: list[str], page: int = _PAGE
-    ) -> Iterator[Any]:
-        token = None
-        while True:
-            runs = self._client.search_runs(
-                exp_ids, flt, max_results=page, order_by=order_by, page_token=token
-            )
-            yield from runs
-            token = runs.token
-            if not token:
-                return
-
-    def _create_run(self, exp_id: str, start: int, tags: dict[str, str], name: str) -> str:
-        if self._rest is not None:
-            return self._rest.create_run(exp_id, start_time=start, tags=tags, run_name=name)
-        run = self._client.create_run(exp_id, start_time=start, tags=tags, run_name=name)
-        return str(run.info.run_id)
-
-    def _finish(self, run_id: str, status: str, end_ms: int | None) -> None:
-        end = end_ms if end_ms is not None else int(time.time() * 1000)
-        if self._rest is not None:
-            self._rest.finish_run(run_id, status, end)
-            return
-        from mlflow.entities import RunStatus
-
-        self._store.update_run_info(
-            run_id, run_status=RunStatus.from_string(status), end_time=end, run_name=None
-        )
-
-    def record_runs(self, records: Iterable[AuditRecord]) -> int:
-        """One MLflow run per record: ``create_run`` (all data as tags) + a status update.
-
-        Idempotency: a record's id is its run's ``umlaut.id`` tag and run name. Ids this
-        tracker wrote are skipped without a request. Ids it never saw are looked up in
-        MLflow (one search per chunk of 200) unless the record started less than
-        ``verify_ids_after`` seconds ago: a fresh record from ``run_model`` cannot have
-        been written before, and ``search_runs`` is the slowest MLflow call (MLflow
-        3.17 servers spend ~40 ms on each). The one case this misses: another process
-        replays a record within that window after a write that failed half-way *and*
-        whose clean-up failed too.
-
-        MLflow has no transactions: if a write fails, the runs this call created are
-        deleted (best effort), their ids are marked for checking, and BackendError
-        is raised; a replay then skips whatever did get written.
-        """
-        written = 0
-        created: list[tuple[str, str]] = []
-        chunk: list[AuditRecord] = []
-        try:
-            for record in records:
-                chunk.append(record)
-                if len(chunk) >= _RECORD_CHUNK:
-                    written += self._write_chunk(chunk, created)
-                    chunk = []
-            if chunk:
-                written += self._write_chunk(chunk, created)
-        except BaseException:
-            self._undo(created)
-            raise
-        return written
-
-    def import_runs(self, records: Iterable[AuditRecord]) -> int:
-        """``record_runs`` that checks every id with MLflow however fresh the record (a
-        copy replays records of any age; one search per chunk of 200)."""
-        written = 0
-        created: list[tuple[str, str]] = []
-        chunk: list[AuditRecord] = []
-        try:
-            for record in records:
-                chunk.append(record)
-                if len(chunk) >= _RECORD_CHUNK:
-                    written += self._write_chunk(chunk, created, check_all=True)
-                    chunk = []
-            if chunk:
-                written += self._write_chunk(chunk, created, check_all=True)
-        except BaseException:
-            self._undo(created)
-            raise
-        return written
-
-    def _write_chunk(
-        self, chunk: list[AuditRecord], created: list[tuple[str, str]], check_all: bool = False
-    ) -> int:
-        exp_ids = {}
-        for r in chunk:
-            if r.model_name not in exp_ids:
-                exp_ids[r.model_name] = self._experiment_id(r.model_name, create=True)
-        fresh_after = utcnow() - self._verify_after
-        with self._guard:
-            seen = {r.id for r in chunk if r.id in self._written}
-            doubtful = [
-                r
-                for r in chunk
-                if r.id not in seen
-                and (check_all or r.id in self._uncertain or r.started_at < fresh_after)
-            ]
-        if doubtful:
-            seen |= self._existing_ids(doubtful, sorted({exp_ids[r.model_name] for r in doubtful}))
-        count = 0
-        with self._errors("writing audit runs"):
-            for r in chunk:
-                if r.id in seen:
-                    continue
-                tags, artifacts = _audit_tags(r)
-                start = codec.to_ms(r.started_at)
-                run_id = self._create_run(exp_ids[r.model_name], start, tags, r.id)
-                created.append((r.id, run_id))
-                for file, text in artifacts.items():
-                    self._client.log_text(run_id, text, file)
-                end = start + int(r.duration_ms)
-                self._finish(run_id, "FINISHED" if r.status == "ok" else "FAILED", end)
-                seen.add(r.id)
-                count += 1
-        with self._guard:
-            for r in chunk:
-                self._written[r.id] = None
-                self._uncertain.discard(r.id)
-            while len(self._written) > 100_000:
-                self._written.popitem(last=False)
-        return count
-
-    def _existing_ids(self, chunk: list[AuditRecord], exp_ids: list[str]) -> set[str]:
-        """Ids of the chunk that already have a run: one search, by id or time window.
-
-        A replayed record keeps its ``started_at``, so its earlier run lies inside the
-        chunk's start-time window.
-        """
-        flt = f"tags.`{K.KIND}` = 'audit'"
-        if len(chunk) == 1:
-            flt += f" and tags.`{K.ID}` = '{_safe(chunk[0].id)}'"
-        else:
-            lo = min(codec.to_ms(r.started_at) for r in chunk)
-            hi = max(codec.to_ms(r.started_at) for r in chunk)
-            flt += f" and attributes.start_time >= {lo} and attributes.start_time <= {hi}"
-        wanted = {r.id for r in chunk}
-        with self._errors("checking for audit runs already written"):
-            return {
-                run.data.tags.get(K.ID, "") for run in self._search(exp_ids, flt, order_by=[])
-            } & wanted
-
-    def _undo(self, created: list[tuple[str, str]]) -> None:
-        with self._guard:
-            self._uncertain.update(record_id for record_id, _ in created)
-        for record_id, run_id in created:
-            try:
-                self._client.delete_run(run_id)
-            except Exception:  # best effort: the store is probably what failed
-                continue
-            with self._guard:
-                self._written.pop(record_id, None)
-
-    def query_runs(self, query: RunQuery) -> list[AuditRecord]:
-        exp_ids, flt, post = self._audit_search(query)
-        if not exp_ids:
-            return []
-        out: list[AuditRecord] = []
-        page = min(max(query.limit + 1, 50), _PAGE)
-        with self._errors("searching audit runs"):
-            for run in self._search(exp_ids, flt, order_by=[f"tags.`{K.ID}` DESC"], page=page):
-                t = run.data.tags
-                rid = t.get(K.ID, "")
-                if query.before is not None and rid >= query.before:
-                    continue
-                if not all(check(t) for check in post):
-                    continue
-                out.append(self._to_record(run))
-                if len(out) >= query.limit:
-                    break
-        return out
-
-    def scan_runs(self, query: RunQuery, after: str | None = None) -> Iterator[AuditRecord]:
-        """One search, ordered by the id tag ascending, paged by MLflow's own token; a
-        time window narrows it to ``after``'s millisecond (ids carry it), less a
-        minute of slack, and the ids themselves are compared here."""
-        lower = None
-        if after is not None:
-            lower = decode_id(after)[0] - 60_000 if is_id(after) else None
-        exp_ids, flt, post = self._audit_search(query, lower_ms=lower)
-        if not exp_ids:
-            return
-        with self._errors("scanning audit runs"):
-            for run in self._search(exp_ids, flt, order_by=[f"tags.`{K.ID}` ASC"]):
-                t = run.data.tags
-                rid = t.get(K.ID, "")
-                if after is not None and rid <= after:
-                    continue
-                if query.before is not None and rid >= query.before:
-                    continue
-                if not all(check(t) for check in post):
-                    continue
-                yield self._to_record(run)
-
-    def count_runs(self, query: RunQuery) -> int:
-        """MLflow has no count: the matching runs are listed (tags only) and counted."""
-        exp_ids, flt, post = self._audit_search(query)
-        if not exp_ids:
-            return 0
-        count = 0
-        with self._errors("counting audit runs"):
-            for run in self._search(exp_ids, flt, order_by=[]):
-                t = run.data.tags
-                if query.before is not None and t.get(K.ID, "") >= query.before:
-                    continue
-                count += all(check(t) for check in post)
-        return count
-
-    def _audit_search(
-        self, query: RunQuery, lower_ms: int | None = None
-    ) -> tuple[list[str], str, list[Callable[[Mapping[str, str]], bool]]]:
-        """Experiments, filter string and the checks MLflow's filter cannot make, for
-        the audit runs ``query`` selects (``lower_ms``: a lower bound on start time)."""
-        if query.model_name is not None:
-            exp_id = self._experiment_id(query.model_name, create=False)
-            exp_ids = [exp_id] if exp_id else []
-        else:
-            exp_ids = self._umlaut_experiments()
-        parts = [f"tags.`{K.KIND}` = 'audit'"]
-        post: list[Callable[[Mapping[str, str]], bool]] = []
-        if query.version is not None:
-            parts.append(f"tags.`{K.VERSION}` = '{int(query.version)}'")
-        if query.status is not None:
-            parts.append(f"tags.`{K.STATUS}` = '{_safe(query.status)}'")
-        if query.reference_id is not None:
-            ref = query.reference_id
-            quoted = _quote(ref)
-            if quoted is not None:
-                parts.append(f"tags.`{K.REFERENCE}` = {quoted}")
-            post.append(lambda t: t.get(K.REFERENCE) == ref)
-        if query.since is not None:
-            parts.append(f"attributes.start_time >= {codec.to_ms(query.since)}")
-            since = query.since
-            post.append(lambda t: dt.datetime.fromisoformat(t[K.STARTED]) >= since)
-        if lower_ms is not None:
-            parts.append(f"attributes.start_time >= {max(lower_ms, 0)}")
-        if query.until is not None:
-            parts.append(f"attributes.start_time <= {codec.to_ms(query.until)}")
-            until = query.until
-            post.append(lambda t: dt.datetime.fromisoformat(t[K.STARTED]) < until)
-        return exp_ids, " and ".join(parts), post
-
-    def _umlaut_experiments(self) -> list[str]:
-        ids: list[str] = []
-        token = None
-        like = self._prefix.replace("'", "") + "%"
-        with self._errors("listing umlaut experiments"):
-            while True:
-                page = self._client.search_experiments(
-                    filter_string=f"name LIKE '{like}'", max_results=_PAGE, page_token=token
-                )
-                ids.extend(e.experiment_id for e in page)
-                token = page.token
-                if not token:
-                    return ids
-
-    def _to_record(self, run: Any) -> AuditRecord:
-        t = run.data.tags
-        inputs = codec.join_text(t, K.INPUTS)
-        if inputs is None:
-            inputs = self._artifact_text(run, t[f"{K.INPUTS}.artifact"])
-        output = None
-        if K.OUTPUT in t:
-            output = codec.join_text(t, K.OUTPUT)
-            if output is None:
-                output = self._artifact_text(run, t[f"{K.OUTPUT}.artifact"])
-        return AuditRecord(
-            id=t[K.ID],
-            model_name=t[K.MODEL],
-            version=int(t[K.VERSION]),
-            selector=t[K.SELECTOR],
-            inputs_json=inputs,
-            output_json=output,
-            status="ok" if t[K.STATUS] == "ok" else "error",
-            started_at=dt.datetime.fromisoformat(t[K.STARTED]),
-            duration_ms=float(t[K.DURATION]),
-            reference_id=t.get(K.REFERENCE),
-            error_type=t.get(K.ERROR_TYPE),
-            error_message=codec.join_text(t, K.ERROR_MESSAGE),
-            tags=json.loads(t[K.TAGS]) if K.TAGS in t else {},
-        )
-
-    def _artifact_text(self, run: Any, path: str) -> str:
-        dest = Path(tempfile.mkdtemp(dir=self._downloads))
-        try:
-            local = self._client.download_artifacts(run.info.run_id, path, str(dest))
-            return Path(local).read_text(encoding="utf-8")
-        finally:
-            shutil.rmtree(dest, ignore_errors=True)
-
     def close(self) -> None:
         if not self._closed:
             self._closed = True
@@ -977,56 +572,6 @@ class MlflowTracker:
 
 
 # -- helpers -----------------------------------------------------------------------
-
-
-def _promotion_tags(change: StageChange) -> dict[str, str]:
-    """The tags of a ledger entry's promotion run."""
-    tags = {
-        K.KIND: "promotion",
-        K.MODEL: change.model_name,
-        K.STAGE: change.stage,
-        K.TO: str(change.to_version),
-        K.CHANGED_AT: change.changed_at.isoformat(),
-    }
-    if change.from_version is not None:
-        tags[K.FROM] = str(change.from_version)
-    if change.changed_by is not None:
-        tags[K.CHANGED_BY] = change.changed_by
-    if change.reason is not None:
-        codec.split_text(tags, K.REASON, change.reason[: codec.CHUNK * codec.MAX_CHUNKS])
-    return tags
-
-
-def _audit_tags(r: AuditRecord) -> tuple[dict[str, str], dict[str, str]]:
-    tags = codec.native_user_tags(r.tags, set())
-    tags = {k: v for k, v in tags.items() if not k.startswith("umlaut.")}
-    tags.update(
-        {
-            K.KIND: "audit",
-            K.ID: r.id,
-            K.MODEL: r.model_name,
-            K.VERSION: str(r.version),
-            K.SELECTOR: r.selector,
-            K.STATUS: r.status,
-            K.STARTED: r.started_at.isoformat(),
-            K.DURATION: repr(float(r.duration_ms)),
-        }
-    )
-    if r.reference_id is not None:
-        tags[K.REFERENCE] = r.reference_id
-    if r.tags:
-        tags[K.TAGS] = codec.dumps(dict(r.tags))
-    if r.error_type is not None:
-        tags[K.ERROR_TYPE] = r.error_type[: codec.CHUNK]
-    artifacts: dict[str, str] = {}
-    pieces = [(K.INPUTS, r.inputs_json), (K.OUTPUT, r.output_json)]
-    for key, text in [*pieces, (K.ERROR_MESSAGE, r.error_message)]:
-        if text is None:
-            continue
-        spilled = codec.split_text(tags, key, text)
-        if spilled is not None:
-            artifacts[tags[f"{key}.artifact"]] = spilled
-    return tags, artifacts
 
 
 def _foreign_bundle_parts(source: str, run_id: str) -> tuple[dict[str, Any], bytes]:
@@ -1075,24 +620,3 @@ def _requirements(manifest: Mapping[str, Any]) -> list[str]:
 
 def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
-
-
-def _safe(value: str) -> str:
-    """A value for a single-quoted filter literal (ids, digests, aliases, statuses)."""
-    if "'" in value:
-        raise ValueError(f"unexpected quote in {value!r}")
-    return value
-
-
-def _quote(value: str) -> str | None:
-    """Quote a free-form string for an MLflow filter, or None if it cannot be."""
-    if "'" not in value and "\\" not in value:
-        return f"'{value}'"
-    if '"' not in value and "\\" not in value:
-        return f'"{value}"'
-    return None
-
-
-def _eq(field: str, value: str) -> str | None:
-    quoted = _quote(value)
-    return f"{field} = {quoted}" if quoted is not None else None
