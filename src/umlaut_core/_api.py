@@ -19,6 +19,7 @@ from ._batch_inputs import batch_source, record_ids_for, reference_list
 from ._buffer import RecordBuffer
 from ._calls import call_model, check_item, encode_item, selector_text
 from ._manager import get_plugin_manager
+from ._training_api import TRAINING_RUN_TAG, TrainingApi
 from .clock import current_user, utcnow
 from .config import Settings, resolve_settings
 from .deadline import Deadline
@@ -31,6 +32,7 @@ from .exceptions import (
     InvalidNameError,
     StageNotFoundError,
 )
+from .experiments.active import ActiveTrainingRun
 from .keys import bundle_key
 from .packer import LoadedModel, pack, unpack
 from .protocols import ArtifactStore, Capability, Tracker
@@ -58,7 +60,7 @@ _OUTAGE_BACKOFF_S = 1.0
 _HOOKS = ("umlaut_before_run", "umlaut_after_run", "umlaut_on_run_error")
 
 
-class Umlaut:
+class Umlaut(TrainingApi):
     """Track models as immutable versions and run them with an audit record per call.
 
     :param tracking_uri: where metadata lives (``sqlite:///…``,
@@ -112,6 +114,9 @@ class Umlaut:
         self._cache: OrderedDict[str, LoadedModel] = OrderedDict()
         self._pinned: dict[tuple[str, int], ModelVersion] = {}
         self._recent: dict[tuple[str, str | None], tuple[float, ModelVersion]] = {}
+        from .experiments.runs import TrainingRuns  # light: no store is opened here
+
+        self._training = TrainingRuns(self, lambda: reg().open_experiment_store(self._tracker))
         self._tracker_down_until = 0.0
         self._lock = threading.Lock()
         #: Names as given → checked and NFC-normalised (see naming.check_model_name).
@@ -182,6 +187,7 @@ class Umlaut:
         if self._closed:
             return
         self._closed = True
+        self._training.close()  # ends open runs; their writes reach the store or spool
         self._delivery.close()
         self._tracker.close()
 
@@ -210,8 +216,13 @@ class Umlaut:
         return self._delivery.shipper
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Ship every spooled audit record; True if the spool emptied in time."""
-        return self._delivery.flush(timeout)
+        """Deliver buffered training-run writes and ship every spooled record; True
+        if everything was delivered in time."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._training.flush(timeout):
+            return False
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self._delivery.flush(left)
 
     def pending(self) -> SpoolStatus:
         """Spool depth, age of the oldest waiting record, records dropped, last error."""
@@ -246,11 +257,15 @@ class Umlaut:
         metrics: Mapping[str, float] | None = None,
         signature: Mapping[str, Any] | None = None,
         reason: str | None = None,
+        run: ActiveTrainingRun | str | None = None,
     ) -> ModelVersion:
         """Store ``model`` as a new immutable version of ``model_name``.
 
         An unchanged model (same digest) returns the existing version with
         ``created=False``. ``stage`` then points that stage at the version.
+        ``run`` (a training run or its id) links a new version to the run that
+        produced it: the version's tag ``umlaut.training_run_id`` names the run, and
+        the run lists the version.
         ``run_name`` (kept as the tag ``umlaut.run_name``) and ``code_path`` come from
         the original API: modules under ``code_path`` are packed by value, so the
         bundle runs where those files are absent.
@@ -270,6 +285,9 @@ class Umlaut:
             )
         if run_name is not None:
             clean_tags[RESERVED_TAG_PREFIX + "run_name"] = str(run_name)
+        run_id = self._training_run_id(run)
+        if run_id is not None:
+            clean_tags[TRAINING_RUN_TAG] = run_id
         clean_params, clean_metrics = check_params(params), check_metrics(metrics)
         self._pm.hook.umlaut_before_track(model_name=name, model=model)
         try:
@@ -305,6 +323,8 @@ class Umlaut:
                 )
                 mv = self._tracker.register_version(draft, bundle.data)
                 self._recent.pop((name, None), None)  # "latest" just changed
+                if run_id is not None:
+                    self._training.link_version(run_id, mv.name, mv.version)
             if alias is not None:
                 self._move_alias(name, alias, mv.version, reason)
         except BaseException as exc:
@@ -312,6 +332,18 @@ class Umlaut:
             raise
         self._pm.hook.umlaut_after_track(version=mv)
         return mv
+
+    def _training_run_id(self, run: ActiveTrainingRun | str | None) -> str | None:
+        """The id of an existing training run, for lineage (checked: a typo'd id would
+        link a version to nothing)."""
+        if run is None:
+            return None
+        if isinstance(run, ActiveTrainingRun):
+            return run.run_id
+        if not isinstance(run, str):
+            raise ConfigurationError(f"run must be a training run or its id, not {run!r:.60}")
+        self._training.flush(self.settings.exit_flush_timeout)
+        return self._training.get(run, detect_killed=False).run_id
 
     def promote(
         self, model_name: str, version: int, stage: str, *, reason: str | None = None

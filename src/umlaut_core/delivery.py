@@ -12,8 +12,12 @@
   remains is shipped by the next process that opens the same spool.
 * ``off`` — records are dropped (tests and throwaway experiments only).
 
-Only audit records are spooled: registering versions and moving stages always talk to
-the tracker directly.
+Audit records and training-run writes (params, metric points, tags, status: see
+:mod:`umlaut_core.experiments.writes`) are spooled; registering versions and moving
+stages always talk to the tracker directly. Training-run writes follow the mode's
+spool: ``spooled`` queues them with the audit records, ``sync`` and ``off`` deliver
+them to the experiment store from the run's background flusher (``off`` drops audit
+records only).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping, Sized
+from collections.abc import Callable, Iterable, Mapping, Sized
 from typing import Any, Literal
 
 from .config import Settings, default_home
@@ -172,6 +176,19 @@ class Delivery:
         else:
             for _ in records:
                 pass
+
+    def spool_writes(self, bodies: list[str]) -> None:
+        """Queue training-run writes (JSON bodies) for the shipper (spooled mode)."""
+        assert self.spool is not None
+        self.spool.append_writes(bodies, limit=self._limit, policy=self._policy)
+        self._ensure_shipper()
+        self._nudge()
+
+    def use_experiment_store(self, opener: Callable[[], Any]) -> None:
+        """How a shipper thread of this process reaches the experiment store (a
+        shipper process opens its own from the tracker)."""
+        if self.spool is not None:
+            self._shipper._experiments = opener
 
     def _nudge(self) -> None:
         proc = self._proc

@@ -57,9 +57,11 @@ __all__ = [
     "PackingError",
     "PluginError",
     "PluginLoadError",
+    "ParamConflictError",
     "SchemaError",
     "StageNotFoundError",
     "TrackingError",
+    "TrainingRunNotFoundError",
     "UmlautError",
     "UnsupportedModelError",
     "VersionNotFoundError",
@@ -168,6 +170,15 @@ class InvalidNameError(UmlautError, ValueError):
 
 class NotFoundError(UmlautError, LookupError):
     """Something asked for by name does not exist."""
+
+
+class TrainingRunNotFoundError(NotFoundError):
+    """No training run has this id (in the store asked)."""
+
+
+class ParamConflictError(UmlautError, ValueError):
+    """A training run's param was logged again with a different value: params are
+    fixed once logged (log it under another name, or start a new run)."""
 
 
 class ModelNotFoundError(NotFoundError):

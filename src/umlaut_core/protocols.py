@@ -77,6 +77,11 @@ class Capability(enum.Enum):
     #: holds: :class:`ListingArtifactStore` (``list``), used by ``umlaut gc``.
     #: (versionadded: 0.3)
     LIST_OBJECTS = "list_objects"
+    #: An *experiment store* (in its own ``capabilities`` attribute) that keeps
+    #: training-run artifacts itself (umlaut-mlflow: in MLflow's artifact repository,
+    #: so its UI shows them): :class:`~umlaut_core.experiments.ArtifactKeepingStore`.
+    #: Without it the facade puts them in the artifact store. (versionadded: 0.4)
+    RUN_ARTIFACTS = "run_artifacts"
 
 
 @runtime_checkable

@@ -39,6 +39,8 @@ __all__ = ["BackendRegistry", "looks_secret", "redact", "scheme_of"]
 T = TypeVar("T")
 TrackerFactory = Callable[..., Tracker]
 ArtifactStoreFactory = Callable[..., ArtifactStore]
+#: ``factory(tracker)`` → an :class:`~umlaut_core.experiments.ExperimentStore`.
+ExperimentStoreFactory = Callable[[Tracker], Any]
 
 #: Which distribution adds a scheme that is not installed, for the error message.
 KNOWN_SCHEMES = {
@@ -80,6 +82,7 @@ class BackendRegistry:
     def __init__(self) -> None:
         self._trackers: dict[str, _Entry[Tracker]] = {}
         self._stores: dict[str, _Entry[ArtifactStore]] = {}
+        self._experiments: dict[str, _Entry[Any]] = {}
         self._speaker = "<unknown>"
         self._pm: pluggy.PluginManager | None = None
 
@@ -105,6 +108,12 @@ class BackendRegistry:
         """Handle artifact URIs with ``scheme``."""
         self._add(self._stores, "artifact store", scheme, factory)
 
+    def add_experiment_store(self, scheme: str, factory: ExperimentStoreFactory) -> None:
+        """Keep training runs for trackers of ``scheme``: ``factory(tracker)`` is called
+        with the tracker the facade opened (so the store may share its connections)
+        and returns an :class:`~umlaut_core.experiments.ExperimentStore`."""
+        self._add(self._experiments, "experiment store", scheme, factory)
+
     def _add(self, table: dict[str, Any], kind: str, scheme: str, factory: Any) -> None:
         scheme = scheme.lower()
         if scheme in table and table[scheme].plugin != self._speaker:
@@ -120,6 +129,16 @@ class BackendRegistry:
     def artifact_schemes(self) -> dict[str, str]:
         """Registered artifact-store schemes and the plugin that provides each."""
         return {s: e.plugin for s, e in sorted(self._stores.items())}
+
+    @property
+    def experiment_schemes(self) -> dict[str, str]:
+        """Tracker schemes with an experiment store, and the plugin providing each."""
+        return {s: e.plugin for s, e in sorted(self._experiments.items())}
+
+    def open_experiment_store(self, tracker: Tracker) -> Any:
+        """The experiment store for ``tracker`` (looked up by its URI's scheme);
+        ``BackendNotFoundError`` naming the schemes that have one, if none."""
+        return self._lookup(self._experiments, "experiment store", tracker.uri).factory(tracker)
 
     def open_tracker(self, uri: str, **options: Any) -> Tracker:
         """Build the tracker for ``uri`` with the plugin that claims its scheme."""
@@ -162,7 +181,10 @@ class BackendRegistry:
                 hook(registry=probe)
             except Exception:  # a plugin that cannot even register: not the answer
                 continue
-            table: dict[str, Any] = probe._trackers if kind == "tracker" else probe._stores
+            table: dict[str, Any] = {
+                "tracker": probe._trackers,
+                "experiment store": probe._experiments,
+            }.get(kind, probe._stores)
             if not table.keys() & set(schemes):
                 continue
             if not pm.is_blocked(name):

@@ -1,4 +1,5 @@
-"""Moving spooled audit records to the tracker, from a thread or a process of its own.
+"""Moving spooled audit records to the tracker (and training-run writes to the
+experiment store), from a thread or a process of its own.
 
 One :class:`Shipper` loop serves both. In a thread it shares the interpreter (and its
 GIL) with the code calling ``run_model``: while a slow remote tracker keeps it busy,
@@ -40,6 +41,9 @@ log = logging.getLogger("umlaut.delivery")
 #: so that a stopping shipper is never long in the middle of one.
 MAX_BATCH = 500
 _BATCH_SECONDS = 1.0
+#: How long a training-run write waits for its run to reach the store before it is
+#: dropped (see Shipper._ship_writes).
+ORPHAN_AFTER_S = 600.0
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -54,10 +58,18 @@ class Shipper:
     """Claims the oldest records of a spool and writes them to a tracker, in order."""
 
     def __init__(
-        self, spool: Spool, tracker: Tracker | None, *, warn_after_s: float = 60.0
+        self,
+        spool: Spool,
+        tracker: Tracker | None,
+        *,
+        warn_after_s: float = 60.0,
+        experiments: Callable[[], Any] | None = None,
     ) -> None:
-        """``tracker`` may be set later (a shipper process opens it after the spool)."""
+        """``tracker`` may be set later (a shipper process opens it after the spool);
+        ``experiments`` returns the experiment store for training-run writes (opened
+        through the registry from the tracker when not given)."""
         self.spool, self.tracker = spool, tracker
+        self._experiments = experiments
         self.batch = MAX_BATCH
         self._warn_after = warn_after_s
         self._down_since: float | None = None
@@ -73,19 +85,75 @@ class Shipper:
         batch = self.spool.claim(self.batch)
         if not batch:
             return 0
-        ids = [r.id for r in batch]
+        ids = batch.ids
         started = time.monotonic()
         try:
-            self.tracker.record_runs(batch)
+            if batch.records:
+                self.tracker.record_runs(batch.records)
+            if batch.writes:
+                ids = self._ship_writes(batch.writes, ids)
         except BaseException:
             self.spool.release(ids)
             raise
         self.spool.remove(ids)
-        rate = len(batch) / max(time.monotonic() - started, 1e-6)
+        rate = len(ids) / max(time.monotonic() - started, 1e-6)
         self.batch = max(1, min(MAX_BATCH, int(rate * _BATCH_SECONDS)))
         if self._down_since is not None:
             self._recovered()
-        return len(batch)
+        return len(ids)
+
+    def _ship_writes(self, rows: list[tuple[str, str, float]], ids: list[str]) -> list[str]:
+        """Apply training-run writes; the ids to remove from the spool.
+
+        A write to a run the store does not hold yet is retried (several shippers may
+        deliver one run's writes out of order), but not forever: one still orphaned
+        after ``ORPHAN_AFTER_S`` is dropped with an error in the log, so it cannot
+        hold every audit record behind it. A write the store refuses outright (an
+        ``UmlautError`` other than a backend outage) is dropped the same way.
+        """
+        from .exceptions import BackendError, TrainingRunNotFoundError
+        from .experiments.writes import from_json
+
+        store = self._experiment_store()
+        writes = [from_json(body) for _, body, _ in rows]
+        try:
+            store.write(writes)
+            return ids
+        except TrainingRunNotFoundError:
+            if time.time() - rows[0][2] < ORPHAN_AFTER_S:
+                raise
+            orphans = 0
+            for write in writes:  # one at a time, so only the orphans are lost
+                try:
+                    store.write([write])
+                except TrainingRunNotFoundError:
+                    orphans += 1
+            log.error(
+                "dropped %d training-run writes for %s: their run never reached the store",
+                orphans,
+                redact(self.spool.tracker_uri),
+            )
+        except BackendError:
+            raise
+        except UmlautError as exc:
+            log.error(
+                "dropping %d training-run writes the store refused: %s",
+                len(rows),
+                describe_failure(exc),
+            )
+        return ids
+
+    def _experiment_store(self) -> Any:
+        if self._experiments is None:
+            from ._manager import get_plugin_manager
+            from .registry import BackendRegistry
+
+            assert self.tracker is not None
+            store = BackendRegistry.from_plugins(get_plugin_manager()).open_experiment_store(
+                self.tracker
+            )
+            self._experiments = lambda: store
+        return self._experiments()
 
     def run(self, wait: Callable[[float], bool], *, until_empty: bool = False) -> None:
         """Ship until ``wait(seconds)`` returns False (it sleeps up to ``seconds``, or

@@ -1,4 +1,11 @@
-"""A durable local queue of audit records: one SQLite file in WAL mode.
+"""A durable local queue of audit records and training-run writes: one SQLite file
+in WAL mode.
+
+Each row has a ``kind``: ``audit`` (an audit record, shipped to the tracker) or
+``training`` (a :mod:`~umlaut_core.experiments.writes` write as JSON, shipped to the
+experiment store). One outbox for both keeps one shipper, one backlog and one
+``status()``; audit rows keep their record id as the row id, training rows get a
+fresh id (their idempotency lives in the write itself).
 
 ``run_model`` in ``spooled`` delivery appends here and returns; a shipper process or
 thread (:mod:`umlaut_core.shipping`) moves records to the tracker and notes failures
@@ -19,18 +26,19 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .exceptions import BackendError, ConfigurationError
+from .ids import new_run_id
 from .records import AuditRecord, audit_record
 from .redaction import redact
 from .sqlite_wal import enable_wal
 
 log = logging.getLogger("umlaut.delivery")
 
-__all__ = ["Spool", "SpoolFullError", "SpoolStatus"]
+__all__ = ["Claim", "Spool", "SpoolFullError", "SpoolStatus"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool (
@@ -39,7 +47,8 @@ CREATE TABLE IF NOT EXISTS spool (
     body TEXT NOT NULL,
     queued_at REAL NOT NULL,
     claimed_by TEXT,
-    claimed_until REAL
+    claimed_until REAL,
+    kind TEXT NOT NULL DEFAULT 'audit'
 );
 CREATE TABLE IF NOT EXISTS spool_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -74,6 +83,22 @@ class SpoolStatus:
     path: str
     last_error: str | None = None
     unreachable_since: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What one ``claim`` took, in spool order: audit records, and training writes as
+    ``(row id, JSON body, queued_at)``."""
+
+    records: list[AuditRecord]
+    writes: list[tuple[str, str, float]]
+
+    def __bool__(self) -> bool:
+        return bool(self.records or self.writes)
+
+    @property
+    def ids(self) -> list[str]:
+        return [r.id for r in self.records] + [w[0] for w in self.writes]
 
 
 def _encode(r: AuditRecord) -> str:
@@ -141,6 +166,10 @@ class Spool:
         # Each statement stands alone (autocommit) and tolerates another process
         # creating the same spool at the same moment: the first tracker written wins.
         conn.executescript(_SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(spool)")}
+        if "kind" not in columns:  # a spool written by a release before training runs
+            with contextlib.suppress(sqlite3.OperationalError):  # another process won
+                conn.execute("ALTER TABLE spool ADD COLUMN kind TEXT NOT NULL DEFAULT 'audit'")
         conn.execute("INSERT OR IGNORE INTO spool_meta VALUES ('tracker', ?)", (self.tracker_uri,))
         row = conn.execute("SELECT value FROM spool_meta WHERE key='tracker'").fetchone()
         stored = redact(row[0])
@@ -198,6 +227,36 @@ class Spool:
         iterable again if the ``block`` policy has to retry. ``block`` waits for the
         shipper to make room for up to ``block_timeout_s``, then raises like ``raise``.
         """
+        self._append(
+            lambda now: ((r.id, _encode(r), now, "audit") for r in records),
+            count,
+            limit=limit,
+            policy=policy,
+            block_timeout_s=block_timeout_s,
+        )
+
+    def append_writes(
+        self, bodies: Sequence[str], *, limit: int, policy: str, block_timeout_s: float = 60.0
+    ) -> None:
+        """Queue training-run writes (JSON bodies) in one transaction, in order."""
+        ids = [new_run_id() for _ in bodies]
+        self._append(
+            lambda now: ((i, b, now, "training") for i, b in zip(ids, bodies, strict=True)),
+            len(bodies),
+            limit=limit,
+            policy=policy,
+            block_timeout_s=block_timeout_s,
+        )
+
+    def _append(
+        self,
+        rows: Callable[[float], Iterable[tuple[str, str, float, str]]],
+        count: int,
+        *,
+        limit: int,
+        policy: str,
+        block_timeout_s: float,
+    ) -> None:
         conn = self._conn()
         deadline = time.monotonic() + block_timeout_s
         while True:
@@ -228,10 +287,9 @@ class Spool:
                             conn.execute("ROLLBACK")
                             time.sleep(0.05)
                             continue
-                now = time.time()
                 conn.executemany(
-                    "INSERT OR IGNORE INTO spool (id, body, queued_at) VALUES (?, ?, ?)",
-                    ((r.id, _encode(r), now) for r in records),
+                    "INSERT OR IGNORE INTO spool (id, body, queued_at, kind) VALUES (?, ?, ?, ?)",
+                    rows(time.time()),
                 )
                 conn.execute("COMMIT")
                 return
@@ -240,26 +298,29 @@ class Spool:
                     conn.execute("ROLLBACK")
                 raise
 
-    def claim(self, n: int, lease_s: float = 30.0) -> list[AuditRecord]:
-        """Take up to ``n`` of the oldest unclaimed records for shipping, in order."""
+    def claim(self, n: int, lease_s: float = 30.0) -> Claim:
+        """Take up to ``n`` of the oldest unclaimed rows for shipping, in order."""
         conn = self._conn()
         now = time.time()
         conn.execute("BEGIN IMMEDIATE")
         try:
             rows = conn.execute(
-                "SELECT seq, id, body FROM spool WHERE claimed_until IS NULL OR claimed_until < ? "
-                "ORDER BY seq LIMIT ?",
+                "SELECT seq, id, body, kind, queued_at FROM spool "
+                "WHERE claimed_until IS NULL OR claimed_until < ? ORDER BY seq LIMIT ?",
                 (now, n),
             ).fetchall()
             conn.executemany(
                 "UPDATE spool SET claimed_by = ?, claimed_until = ? WHERE seq = ?",
-                [(self._owner, now + lease_s, seq) for seq, _, _ in rows],
+                [(self._owner, now + lease_s, row[0]) for row in rows],
             )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return [_decode(rid, body) for _, rid, body in rows]
+        return Claim(
+            [_decode(rid, body) for _, rid, body, kind, _ in rows if kind == "audit"],
+            [(rid, body, queued) for _, rid, body, kind, queued in rows if kind != "audit"],
+        )
 
     def release(self, ids: Iterable[str]) -> None:
         """Give claimed records back (delivery failed), to be retried."""
@@ -278,7 +339,11 @@ class Spool:
 
     def pending(self) -> list[AuditRecord]:
         """Every queued record, oldest first (for history(include_pending=True))."""
-        rows = self._conn().execute("SELECT id, body FROM spool ORDER BY seq").fetchall()
+        rows = (
+            self._conn()
+            .execute("SELECT id, body FROM spool WHERE kind = 'audit' ORDER BY seq")
+            .fetchall()
+        )
         return [_decode(rid, body) for rid, body in rows]
 
     def status(self) -> SpoolStatus:

@@ -45,10 +45,10 @@ class TestSpool:
         records = [_record(i) for i in range(5)]
         spool.append(records, 5, limit=0, policy="block")
         again = Spool(tmp_path / "s.db", tracker_uri="memory:")
-        assert again.claim(10) == records
-        assert again.claim(10) == []  # claimed rows are leased, not handed out twice
+        assert again.claim(10).records == records
+        assert again.claim(10).records == []  # claimed rows are leased, not handed out twice
         again.release([r.id for r in records[:2]])
-        assert [r.id for r in again.claim(10)] == [r.id for r in records[:2]]
+        assert [r.id for r in again.claim(10).records] == [r.id for r in records[:2]]
         again.remove([r.id for r in records])
         assert again.status().depth == 0
 

@@ -311,3 +311,6 @@ class MemoryArtifactStore:
 def umlaut_register_backends(registry: BackendRegistry) -> None:
     registry.add_tracker("memory", MemoryTracker)
     registry.add_artifact_store("memory", MemoryArtifactStore)
+    from ..experiments.memory import MemoryExperimentStore  # only when registering
+
+    registry.add_experiment_store("memory", MemoryExperimentStore)

@@ -1,0 +1,37 @@
+"""Experiment tracking: training runs with params, metrics, tags and artifacts.
+
+``Umlaut.start_run`` opens a training run; :mod:`.filters` is the search language;
+:class:`ExperimentStore` is what a backend implements (its own contract, apart from
+the ``Tracker`` that keeps versions and audit records).
+"""
+
+from .filters import FilterSyntaxError, OrderBy, RunSearch, parse_filter, parse_order_by
+from .protocol import ArtifactKeepingStore, ExperimentStore
+from .records import (
+    Experiment,
+    LinkedVersion,
+    MetricPoint,
+    MetricSummary,
+    RunArtifact,
+    RunPage,
+    RunStatus,
+    TrainingRun,
+)
+
+__all__ = [
+    "ArtifactKeepingStore",
+    "Experiment",
+    "ExperimentStore",
+    "FilterSyntaxError",
+    "LinkedVersion",
+    "MetricPoint",
+    "MetricSummary",
+    "OrderBy",
+    "RunArtifact",
+    "RunPage",
+    "RunSearch",
+    "RunStatus",
+    "TrainingRun",
+    "parse_filter",
+    "parse_order_by",
+]
