@@ -22,6 +22,10 @@ PostgreSQL + S3, SQLite → MLflow, MLflow → SQLite, …). Per model, oldest f
    written and the one being read are in memory. A record of a mapped version gets
    the destination's number (``version=N`` selectors too).
 
+4. **Training runs** (when both backends keep them, and no ``models`` selection
+   narrows the copy): every run replayed with its id, params, tags, metric history,
+   artifacts and linked versions (mapped), by :mod:`umlaut_core.migration_runs`.
+
 Re-running the same copy after a crash, Ctrl-C or SIGKILL therefore finishes it,
 with nothing lost or doubled. :func:`verify_copy` then compares both sides.
 """
@@ -40,6 +44,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .exceptions import ConfigurationError, IntegrityError, ModelNotFoundError
 from .keys import bundle_key
+from .migration_runs import TrainingCopy, copy_training_runs, verify_training_runs
 from .protocols import Capability, ImportingTracker, ScanningTracker, Tracker
 from .records import AuditRecord, ModelVersion, RunQuery, StageChange, VersionDraft, fields_of
 from .redaction import redact
@@ -95,6 +100,8 @@ class CopyReport:
     #: Records read from the source, and new at the destination (dry run: 0).
     records: int = 0
     records_added: int = 0
+    #: The training-run phase (None when a ``models`` selection skipped it).
+    training: TrainingCopy | None = None
 
     @property
     def mappings(self) -> dict[str, dict[int, int]]:
@@ -124,14 +131,18 @@ class Verification:
     """The closing check of a copy: ``ok`` is False on any difference."""
 
     checks: list[ModelCheck] = field(default_factory=list)
+    #: Differences found in training runs (see ``verify_training_runs``).
+    training_problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
+        return all(c.ok for c in self.checks) and not self.training_problems
 
     @property
     def problems(self) -> list[str]:
-        return [f"{c.name}: {p}" for c in self.checks for p in c.problems]
+        return [f"{c.name}: {p}" for c in self.checks for p in c.problems] + list(
+            self.training_problems
+        )
 
 
 # -- the copy ----------------------------------------------------------------------
@@ -160,8 +171,8 @@ def copy_registry(
         ledger and aliases are always copied whole: records refer to them).
     :param dry_run: read both sides and report what would be copied; write nothing.
     :param chunk_size: audit records per ``import_runs`` call.
-    :param on_progress: called with (``"versions"`` or ``"records"``, count) as work
-        is done.
+    :param on_progress: called with (``"versions"``, ``"records"`` or ``"training
+        runs"``, count) as work is done.
     """
     src, dst = source.tracker, destination.tracker
     if Capability.IMPORT not in dst.capabilities and not dry_run:
@@ -224,6 +235,10 @@ def copy_registry(
             report.records += len(chunk)
             report.records_added += importer.import_runs(_Batch(chunk))
             tick("records", len(chunk))
+    if models is None:
+        report.training = copy_training_runs(
+            source, destination, mappings=mappings, dry_run=dry_run, on_progress=tick
+        )
     return report
 
 
@@ -443,6 +458,7 @@ def verify_copy(
         renumber = {c.name: c.mapping for c in result.checks}
         _check_records(total, src, dst, RunQuery(since=since), None, renumber)
         result.checks.append(total)
+        result.training_problems = verify_training_runs(source, destination)
     return result
 
 

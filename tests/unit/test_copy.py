@@ -541,3 +541,45 @@ class TestConsoleScript:
         assert not store.exists(orphan)
         for mv in src.list_versions("A") + src.list_versions("B"):
             assert store.exists(mv.artifact_uri)
+
+
+class TestTrainingRuns:
+    """A copy carries training runs whole, resumes without doubling, and verifies them."""
+
+    def test_runs_with_history_artifacts_children_and_lineage(self) -> None:
+        import math
+
+        from umlaut_core.migration import copy_registry, verify_copy
+
+        source, destination = Umlaut("memory:"), Umlaut("memory:")
+        with source.start_run("iris", name="fit") as run:
+            run.log_params({"C": 1.0, "layers": [3, 2]})
+            for i in range(50):
+                run.log_metric("loss", 1 / (i + 1))
+            run.log_metric("loss", math.nan, step=99)
+            run.log_text("notes", "notes.txt")
+            with run.start_run("step") as child:
+                child.set_tag("kind", "scaler")
+            source.track_model(Threshold(1), "m", run=run)
+        report = copy_registry(source, destination)
+        assert report.training is not None
+        assert (report.training.runs, report.training.runs_added) == (2, 2)
+        again = copy_registry(source, destination)
+        assert again.training is not None and again.training.runs_added == 0
+        assert verify_copy(source, destination).ok
+        copied = destination.get_training_run(run.run_id)
+        assert copied.params == {"C": 1.0, "layers": [3, 2]}
+        assert copied.metrics["loss"].count == 51  # nothing doubled by the re-run
+        assert destination.load_artifact(run.run_id, "notes.txt") == b"notes"
+        assert destination.get_training_run(child.run_id).parent_id == run.run_id
+        assert [v.model_name for v in copied.versions] == ["m"]
+
+    def test_a_missing_run_fails_verification(self) -> None:
+        from umlaut_core.migration import verify_copy
+
+        source, destination = Umlaut("memory:"), Umlaut("memory:")
+        with source.start_run("iris"):
+            pass
+        result = verify_copy(source, destination)
+        assert not result.ok
+        assert any("missing at the destination" in p for p in result.problems)

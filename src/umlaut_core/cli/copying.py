@@ -132,8 +132,8 @@ def copy(
                 f"{problems[0]}. Run the same command again to complete it.",
                 label="VerificationError",
             )
-        click.echo("Verified: both sides hold the same versions, stages, ledger and "
-                   "records.", err=True)  # fmt: skip
+        click.echo("Verified: both sides hold the same versions, stages, ledger, "
+                   "records and training runs.", err=True)  # fmt: skip
 
 
 def _open(
@@ -196,6 +196,19 @@ def _summary(report: CopyReport) -> None:
     else:
         line += f"read, {report.records_added:,} new at the destination"
     click.echo(line, err=True)
+    training = report.training
+    if training is not None and training.skipped is None:
+        runs = f"{training.runs:,} training run(s) "
+        if report.dry_run:
+            runs += f"in the source, {training.runs_added:,} missing at the destination"
+        else:
+            runs += (
+                f"read, {training.runs_added:,} new at the destination "
+                f"({training.points:,} metric points, {training.artifacts:,} artifacts)"
+            )
+        click.echo(runs, err=True)
+        for problem in training.problems:
+            click.echo(f"warning: {problem}", err=True)
     for name, mapping in report.mappings.items():
         moved = ", ".join(f"{s}→{d}" for s, d in sorted(mapping.items()))
         click.echo(f"renumbered at the destination: {name}: {moved}", err=True)

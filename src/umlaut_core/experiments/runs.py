@@ -203,6 +203,12 @@ class TrainingRuns:
     # -- artifacts and lineage ---------------------------------------------------------
 
     def put_artifact(self, run_id: str, path: str, data: bytes) -> RunArtifact:
+        artifact = self.store_artifact(run_id, path, data)
+        self.writer.put(ArtifactLogged(run_id, path, artifact.uri, artifact.size, artifact.sha256))
+        return artifact
+
+    def store_artifact(self, run_id: str, path: str, data: bytes) -> RunArtifact:
+        """Put the bytes where this backend keeps run artifacts (nothing recorded)."""
         sha = hashlib.sha256(data).hexdigest()
         store = self.store
         if Capability.RUN_ARTIFACTS in getattr(store, "capabilities", frozenset()):
@@ -215,9 +221,7 @@ class TrainingRuns:
                     f"artifact store is configured; set artifact_uri"
                 )
             uri = artifacts.put(f"training/{sha[:2]}/{sha}", data)
-        artifact = RunArtifact(path, uri, len(data), sha)
-        self.writer.put(ArtifactLogged(run_id, path, uri, len(data), sha))
-        return artifact
+        return RunArtifact(path, uri, len(data), sha)
 
     def load_artifact(self, run_id: str, path: str) -> bytes:
         run = self.get(run_id, detect_killed=False)
