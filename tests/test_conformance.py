@@ -9,7 +9,7 @@ import pytest
 
 from umlaut_core.stores.folder import FolderArtifactStore
 from umlaut_core.stores.memory import MemoryArtifactStore, MemoryTracker
-from umlaut_core.testing import ArtifactStoreSuite, TrackerSuite
+from umlaut_core.testing import ArtifactStoreSuite, ExperimentStoreTests, TrackerSuite
 from umlaut_core.testing.example_plugin import ToyTracker
 
 
@@ -33,6 +33,17 @@ class TestMemoryTrackerWithFolder(TrackerSuite):
     @pytest.fixture
     def artifact_store(self, tmp_path: Path) -> FolderArtifactStore:
         return FolderArtifactStore(str(tmp_path / "artifacts"))
+
+
+class TestMemoryExperimentStore(ExperimentStoreTests):
+    """memory: training runs alone (TrackerSuite runs them too; this class is what
+    ``-k Experiment`` selects)."""
+
+    @pytest.fixture
+    def tracker(self) -> Iterator[MemoryTracker]:
+        tracker = MemoryTracker()
+        yield tracker
+        tracker.close()
 
 
 class TestToyTracker(TrackerSuite):

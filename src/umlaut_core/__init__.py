@@ -41,6 +41,7 @@ from .exceptions import (
     UnsupportedModelError,
     VersionNotFoundError,
 )
+from .experiments import current_run, pipeline, step
 from .hookspecs import hookimpl, hookspec
 from .protocols import ArtifactStore, Capability, Tracker
 from .records import AuditRecord, ModelInfo, ModelVersion, RunQuery, StageChange, VersionDraft
@@ -87,7 +88,10 @@ __all__ = [
     "VersionDraft",
     "VersionNotFoundError",
     "__version__",
+    "current_run",
     "get_plugin_manager",
     "hookimpl",
     "hookspec",
+    "pipeline",
+    "step",
 ]

@@ -18,10 +18,12 @@ from ._arguments import as_utc, check_metrics, check_params, version_number
 from ._batch_inputs import batch_source, record_ids_for, reference_list
 from ._buffer import RecordBuffer
 from ._calls import call_model, check_item, encode_item, selector_text
+from ._dataset_api import DatasetApi
 from ._manager import get_plugin_manager
 from ._training_api import TRAINING_RUN_TAG, TrainingApi
 from .clock import current_user, utcnow
 from .config import Settings, resolve_settings
+from .datasets.records import DatasetVersion
 from .deadline import Deadline
 from .delivery import Delivery
 from .encoding import encode_input
@@ -33,6 +35,7 @@ from .exceptions import (
     StageNotFoundError,
 )
 from .experiments.active import ActiveTrainingRun
+from .experiments.records import TrainingRun
 from .keys import bundle_key
 from .packer import LoadedModel, pack, unpack
 from .protocols import ArtifactStore, Capability, Tracker
@@ -60,7 +63,7 @@ _OUTAGE_BACKOFF_S = 1.0
 _HOOKS = ("umlaut_before_run", "umlaut_after_run", "umlaut_on_run_error")
 
 
-class Umlaut(TrainingApi):
+class Umlaut(TrainingApi, DatasetApi):
     """Track models as immutable versions and run them with an audit record per call.
 
     :param tracking_uri: where metadata lives (``sqlite:///…``,
@@ -116,6 +119,9 @@ class Umlaut(TrainingApi):
         self._recent: dict[tuple[str, str | None], tuple[float, ModelVersion]] = {}
         from .experiments.runs import TrainingRuns  # light: no store is opened here
 
+        self._registry = reg
+        self._checkers: dict[str, Any] = {}
+        self._concern_lock = threading.Lock()
         self._training = TrainingRuns(self, lambda: reg().open_experiment_store(self._tracker))
         self._tracker_down_until = 0.0
         self._lock = threading.Lock()
@@ -188,6 +194,7 @@ class Umlaut(TrainingApi):
             return
         self._closed = True
         self._training.close()  # ends open runs; their writes reach the store or spool
+        self._close_datasets()
         self._delivery.close()
         self._tracker.close()
 
@@ -257,7 +264,8 @@ class Umlaut(TrainingApi):
         metrics: Mapping[str, float] | None = None,
         signature: Mapping[str, Any] | None = None,
         reason: str | None = None,
-        run: ActiveTrainingRun | str | None = None,
+        run: ActiveTrainingRun | TrainingRun | str | None = None,
+        datasets: Mapping[str, DatasetVersion] | None = None,
     ) -> ModelVersion:
         """Store ``model`` as a new immutable version of ``model_name``.
 
@@ -265,7 +273,10 @@ class Umlaut(TrainingApi):
         ``created=False``. ``stage`` then points that stage at the version.
         ``run`` (a training run or its id) links a new version to the run that
         produced it: the version's tag ``umlaut.training_run_id`` names the run, and
-        the run lists the version.
+        the run lists the version. ``datasets`` (``{"train": ds, "eval": ds2}``) links
+        the version to the data it learned from; without an explicit ``signature``,
+        the ``train`` dataset's feature columns become the input signature (else a
+        fitted estimator's ``feature_names_in_``), which ``run_model`` checks.
         ``run_name`` (kept as the tag ``umlaut.run_name``) and ``code_path`` come from
         the original API: modules under ``code_path`` are packed by value, so the
         bundle runs where those files are absent.
@@ -289,6 +300,9 @@ class Umlaut(TrainingApi):
         if run_id is not None:
             clean_tags[TRAINING_RUN_TAG] = run_id
         clean_params, clean_metrics = check_params(params), check_metrics(metrics)
+        linked = self._check_datasets(datasets)
+        if signature is None:
+            signature = self._derived_signature(model, linked)
         self._pm.hook.umlaut_before_track(model_name=name, model=model)
         try:
             bundle = pack(
@@ -325,6 +339,8 @@ class Umlaut(TrainingApi):
                 self._recent.pop((name, None), None)  # "latest" just changed
                 if run_id is not None:
                     self._training.link_version(run_id, mv.name, mv.version)
+            if linked:
+                self._link_version(mv.name, mv.version, linked)
             if alias is not None:
                 self._move_alias(name, alias, mv.version, reason)
         except BaseException as exc:
@@ -332,18 +348,6 @@ class Umlaut(TrainingApi):
             raise
         self._pm.hook.umlaut_after_track(version=mv)
         return mv
-
-    def _training_run_id(self, run: ActiveTrainingRun | str | None) -> str | None:
-        """The id of an existing training run, for lineage (checked: a typo'd id would
-        link a version to nothing)."""
-        if run is None:
-            return None
-        if isinstance(run, ActiveTrainingRun):
-            return run.run_id
-        if not isinstance(run, str):
-            raise ConfigurationError(f"run must be a training run or its id, not {run!r:.60}")
-        self._training.flush(self.settings.exit_flush_timeout)
-        return self._training.get(run, detect_killed=False).run_id
 
     def promote(
         self, model_name: str, version: int, stage: str, *, reason: str | None = None
@@ -554,8 +558,9 @@ class Umlaut(TrainingApi):
             self._pm.hook.umlaut_before_run(version=mv, inputs=input_config)
         run = loaded.run if deadline is None else deadline.guard(loaded.run)
         ((fields, output, error),) = call_model(
-            run, mv, selector, [(input_config, inputs_json, ref)], clean_tags, result_keys
-        )
+            run, mv, selector, [(input_config, inputs_json, ref)], clean_tags, result_keys,
+            check=self._checker(mv),
+        )  # fmt: skip
         record = audit_record(*fields)
         try:
             self._delivery.deliver((record,))
@@ -688,8 +693,9 @@ class Umlaut(TrainingApi):
             keep, add = buffer.append, outputs.append
             try:
                 for fields, output, error in call_model(
-                    loaded.run, mv, selector, items, clean_tags, None, before, ids
-                ):
+                    loaded.run, mv, selector, items, clean_tags, None, before, ids,
+                    self._checker(mv),
+                ):  # fmt: skip
                     keep(fields)
                     if error is not None:
                         if return_outputs:

@@ -33,6 +33,7 @@ def call_model(
     result_keys: Sequence[str] | None = None,
     before: Callable[[Any], object] | None = None,
     ids: Iterable[str] | None = None,
+    check: Callable[[Any], tuple[Any, Mapping[str, str] | None]] | None = None,
 ) -> Iterator[tuple[RecordFields, Any, BaseException | None]]:
     """Run the model on each ``(input, inputs_json, reference_id)`` in turn and yield
     its audit record's fields (see :func:`~umlaut_core.records.audit_record`), its
@@ -43,7 +44,10 @@ def call_model(
     batch of trivial models this loop is most of the Python umlaut adds to a write.
     ``before(input)`` runs first for each item (the observer hook). ``ids`` gives
     each item's record id, in order (checked by the caller, one per item); without it
-    each record gets a new :func:`~umlaut_core.ids.new_run_id`.
+    each record gets a new :func:`~umlaut_core.ids.new_run_id`. ``check(input)`` (the
+    version's input checks) runs inside the timed call, before the model: it returns
+    the input to use and findings to add to the record's tags, or raises
+    ``InputValidationError``, recorded like a model's error, the model never run.
     """
     name, number = mv.name, mv.version
     new_id = new_run_id if ids is None else iter(ids).__next__
@@ -56,7 +60,12 @@ def call_model(
         t0 = clock()
         output: Any = None
         error: BaseException | None = None
+        item_tags = tags
         try:
+            if check is not None:
+                item, findings = check(item)
+                if findings:
+                    item_tags = {**tags, **findings}
             output = run(item)
             if result_keys is not None and isinstance(output, Mapping):
                 output = {k: output[k] for k in result_keys if k in output}
@@ -67,13 +76,13 @@ def call_model(
         if error is None:
             ok: RecordFields = (
                 run_id, name, number, selector, inputs_json, output_json, "ok", started,
-                duration_ms, reference_id, None, None, tags, False,
+                duration_ms, reference_id, None, None, item_tags, False,
             )  # fmt: skip
             yield ok, output, None
         else:
             failed: RecordFields = (
                 run_id, name, number, selector, inputs_json, None, "error", started,
-                duration_ms, reference_id, error_type(error), error_message(error), tags,
+                duration_ms, reference_id, error_type(error), error_message(error), item_tags,
                 False,
             )  # fmt: skip
             yield failed, output, error

@@ -9,13 +9,14 @@ and audit records.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import ConfigurationError, NotFoundError
 from .records import RESERVED_TAG_PREFIX, AuditRecord, ModelVersion, RunQuery
 
 if TYPE_CHECKING:
+    from .datasets.records import DatasetLink
     from .experiments.active import ActiveTrainingRun
     from .experiments.records import Experiment, MetricPoint, RunPage, TrainingRun
     from .experiments.runs import Parent, TrainingRuns
@@ -23,17 +24,27 @@ if TYPE_CHECKING:
 
 __all__ = ["TRAINING_RUN_TAG", "Lineage", "TrainingApi"]
 
+
+def _active_run_class() -> type[ActiveTrainingRun]:
+    from .experiments.active import ActiveTrainingRun
+
+    return ActiveTrainingRun
+
+
 #: The version tag naming the training run that produced the version.
 TRAINING_RUN_TAG = RESERVED_TAG_PREFIX + "training_run_id"
 
 
 @dataclass(frozen=True, slots=True)
 class Lineage:
-    """From one audit record: the version that answered and the run that trained it."""
+    """From one audit record: the version that answered, the run that trained it and
+    the data it learned from."""
 
     record: AuditRecord
     version: ModelVersion
     training_run: TrainingRun | None
+    #: The datasets the version was tracked with and those its run logged as inputs.
+    datasets: list[DatasetLink] = field(default_factory=list)
 
 
 class TrainingApi:
@@ -42,6 +53,7 @@ class TrainingApi:
 
     _training: TrainingRuns
     _tracker: Tracker
+    settings: Any
 
     def _check_open(self) -> None:  # provided by Umlaut
         raise NotImplementedError
@@ -50,6 +62,24 @@ class TrainingApi:
         self, model_name: str, *, version: int | None = None, stage: str | None = None
     ) -> ModelVersion:  # provided by Umlaut
         raise NotImplementedError
+
+    def _training_run_id(self, run: ActiveTrainingRun | TrainingRun | str | None) -> str | None:
+        """The id of an existing training run, for lineage (checked: a typo'd id would
+        link a version to nothing)."""
+        if run is None:
+            return None
+        if isinstance(run, _active_run_class()):
+            return run.run_id
+        from .experiments.records import TrainingRun
+
+        if isinstance(run, TrainingRun):  # e.g. the best run of a search
+            run = run.run_id
+        if not isinstance(run, str):
+            raise ConfigurationError(
+                f"run must be a training run (open or found) or its id, not {run!r:.60}"
+            )
+        self._training.flush(self.settings.exit_flush_timeout)
+        return self._training.get(run, detect_killed=False).run_id
 
     def start_run(
         self,
@@ -140,4 +170,16 @@ class TrainingApi:
         version = self.get_version(record.model_name, version=record.version)
         run_id = version.tags.get(TRAINING_RUN_TAG)
         run = self._training.get(run_id) if run_id else None
-        return Lineage(record, version, run)
+        return Lineage(record, version, run, self._lineage_datasets(version, run_id))
+
+    def _lineage_datasets(self, version: ModelVersion, run_id: str | None) -> list[DatasetLink]:
+        from .exceptions import BackendNotFoundError
+
+        try:
+            store = self._datasets  # type: ignore[attr-defined]
+        except BackendNotFoundError:  # a backend without datasets: no data lineage
+            return []
+        links: list[DatasetLink] = store.links(model=(version.name, version.version))
+        if run_id is not None:
+            links += store.links(run_id=run_id)
+        return links

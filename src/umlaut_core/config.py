@@ -4,7 +4,8 @@ Each setting is taken from the first place that has it:
 
 1. arguments to ``Umlaut(...)``;
 2. environment: ``UMLAUT_TRACKING_URI``, ``UMLAUT_ARTIFACT_URI``, ``UMLAUT_ENV_POLICY``,
-   ``UMLAUT_SIGNING_KEY``;
+   ``UMLAUT_SIGNING_KEY``, ``UMLAUT_TRACKING`` (``off``/``0``/``false``/``no`` turns
+   the step decorator into a pass-through; ``tracking = false`` in a profile);
 3. the profile named by ``profile=`` or ``UMLAUT_PROFILE``, read from
    ``[tool.umlaut.profiles.<name>]`` in the nearest ``pyproject.toml`` (searched from
    the working directory upwards); ``${VAR}`` in a profile value is replaced from the
@@ -65,6 +66,9 @@ KNOWN_KEYS = frozenset(
         "spool_durable",
         "resolve_ttl",
         "shipper",
+        "tracking",
+        "input_checks",
+        "input_check_values",
     }
 )
 DELIVERY_MODES = ("sync", "spooled", "off")
@@ -73,6 +77,7 @@ SPOOL_FULL_POLICIES = ("block", "drop_oldest", "raise")
 #: A signing key shorter than this is refused: HMAC is only as strong as its key.
 MIN_SIGNING_KEY = 16
 ENV_POLICIES = ("strict", "warn", "ignore")
+INPUT_CHECKS = ("strict", "warn", "off")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -99,6 +104,14 @@ class Settings:
     resolve_ttl: float | None = None
     #: None: a child process when the tracker can be reopened there, else a thread.
     shipper: str | None = None
+    #: False: ``@step``-decorated functions run untracked (see experiments.decorator).
+    tracking: bool = True
+    #: How run_model treats an input that does not match the version's signature:
+    #: ``strict`` refuses it (InputValidationError, audited, the model never runs),
+    #: ``warn`` logs and records the findings and runs the model, ``off`` checks nothing.
+    input_checks: str = "strict"
+    #: Whether input-check messages may quote the offending values (off: never).
+    input_check_values: bool = False
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
@@ -118,6 +131,19 @@ def _masked(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(_masked(v) for v in value)
     return value
+
+
+_ON = ("1", "true", "yes", "on")
+_OFF = ("0", "false", "no", "off")
+
+
+def _flag(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _ON or text in _OFF:
+        return text in _ON
+    raise ConfigurationError(f"{name} {value!r} is not a switch; use one of {_ON + _OFF}")
 
 
 def default_home(environ: Mapping[str, str] | None = None, *, check: bool = True) -> Path:
@@ -260,6 +286,8 @@ def resolve_settings(
             ("delivery", "UMLAUT_DELIVERY"),
             ("spool_path", "UMLAUT_SPOOL_PATH"),
             ("shipper", "UMLAUT_SHIPPER"),
+            ("tracking", "UMLAUT_TRACKING"),
+            ("input_checks", "UMLAUT_INPUT_CHECKS"),
         )
         if env.get(var)
     }
@@ -311,6 +339,9 @@ def resolve_settings(
         "spool_durable": False,
         "resolve_ttl": None,
         "shipper": None,
+        "tracking": True,
+        "input_checks": "strict",
+        "input_check_values": False,
     }
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -346,6 +377,10 @@ def resolve_settings(
         ) from None
     if merged["delivery"] not in (None, *DELIVERY_MODES):
         raise ConfigurationError(f"delivery {merged['delivery']!r} is not one of {DELIVERY_MODES}")
+    if merged["input_checks"] not in INPUT_CHECKS:
+        raise ConfigurationError(
+            f"input_checks {merged['input_checks']!r} is not one of {INPUT_CHECKS}"
+        )
     if merged["shipper"] not in (None, *SHIPPERS):
         raise ConfigurationError(f"shipper {merged['shipper']!r} is not one of {SHIPPERS}")
     if merged["spool_full"] not in SPOOL_FULL_POLICIES:
@@ -379,5 +414,8 @@ def resolve_settings(
         spool_durable=bool(merged["spool_durable"]),
         resolve_ttl=None if merged["resolve_ttl"] is None else float(merged["resolve_ttl"]),
         shipper=merged["shipper"],
+        tracking=_flag(merged["tracking"], "tracking"),
+        input_checks=merged["input_checks"],
+        input_check_values=_flag(merged["input_check_values"], "input_check_values"),
         sources=sources,
     )

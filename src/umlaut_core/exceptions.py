@@ -57,6 +57,8 @@ __all__ = [
     "PackingError",
     "PluginError",
     "PluginLoadError",
+    "DatasetNotFoundError",
+    "InputValidationError",
     "ParamConflictError",
     "SchemaError",
     "StageNotFoundError",
@@ -174,6 +176,29 @@ class NotFoundError(UmlautError, LookupError):
 
 class TrainingRunNotFoundError(NotFoundError):
     """No training run has this id (in the store asked)."""
+
+
+class DatasetNotFoundError(NotFoundError):
+    """No dataset has this name, or it has no such version."""
+
+    @classmethod
+    def for_name(cls, name: str, existing: Iterable[str]) -> DatasetNotFoundError:
+        return cls(f"no dataset named {name!r}; datasets: {_listing(existing)}")
+
+    @classmethod
+    def for_version(cls, name: str, version: int, existing: Iterable[int]) -> DatasetNotFoundError:
+        return cls(f"dataset {name!r} has no version {version}; versions: {_listing(existing)}")
+
+
+class InputValidationError(UmlautError, ValueError):
+    """A model's input does not match its signature: every problem is listed, input
+    values are left out unless ``input_errors="verbose"``. The call is audited (status
+    ``error``, this error's type) and the model did not run."""
+
+    def __init__(self, message: str, problems: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        #: Each problem as one sentence (a missing column, a wrong type, …).
+        self.problems: list[str] = list(problems)
 
 
 class ParamConflictError(UmlautError, ValueError):

@@ -82,6 +82,11 @@ class Capability(enum.Enum):
     #: so its UI shows them): :class:`~umlaut_core.experiments.ArtifactKeepingStore`.
     #: Without it the facade puts them in the artifact store. (versionadded: 0.4)
     RUN_ARTIFACTS = "run_artifacts"
+    #: A *dataset store* (in its own ``capabilities`` attribute) that keeps datasets'
+    #: Parquet bytes itself (``put_data(sha256, file) -> uri``, ``get_data(uri)``),
+    #: e.g. where there is no artifact store (``memory:``, MLflow). Without it the
+    #: facade puts them in the artifact store. (versionadded: 0.4)
+    DATASET_BYTES = "dataset_bytes"
 
 
 @runtime_checkable

@@ -83,6 +83,7 @@ class BackendRegistry:
         self._trackers: dict[str, _Entry[Tracker]] = {}
         self._stores: dict[str, _Entry[ArtifactStore]] = {}
         self._experiments: dict[str, _Entry[Any]] = {}
+        self._datasets: dict[str, _Entry[Any]] = {}
         self._speaker = "<unknown>"
         self._pm: pluggy.PluginManager | None = None
 
@@ -114,6 +115,11 @@ class BackendRegistry:
         and returns an :class:`~umlaut_core.experiments.ExperimentStore`."""
         self._add(self._experiments, "experiment store", scheme, factory)
 
+    def add_dataset_store(self, scheme: str, factory: ExperimentStoreFactory) -> None:
+        """Keep datasets and their lineage for trackers of ``scheme``: ``factory(tracker)``
+        returns a :class:`~umlaut_core.datasets.DatasetStore`."""
+        self._add(self._datasets, "dataset store", scheme, factory)
+
     def _add(self, table: dict[str, Any], kind: str, scheme: str, factory: Any) -> None:
         scheme = scheme.lower()
         if scheme in table and table[scheme].plugin != self._speaker:
@@ -139,6 +145,15 @@ class BackendRegistry:
         """The experiment store for ``tracker`` (looked up by its URI's scheme);
         ``BackendNotFoundError`` naming the schemes that have one, if none."""
         return self._lookup(self._experiments, "experiment store", tracker.uri).factory(tracker)
+
+    @property
+    def dataset_schemes(self) -> dict[str, str]:
+        """Tracker schemes with a dataset store, and the plugin providing each."""
+        return {s: e.plugin for s, e in sorted(self._datasets.items())}
+
+    def open_dataset_store(self, tracker: Tracker) -> Any:
+        """The dataset store for ``tracker``; ``BackendNotFoundError`` if none."""
+        return self._lookup(self._datasets, "dataset store", tracker.uri).factory(tracker)
 
     def open_tracker(self, uri: str, **options: Any) -> Tracker:
         """Build the tracker for ``uri`` with the plugin that claims its scheme."""
@@ -184,6 +199,7 @@ class BackendRegistry:
             table: dict[str, Any] = {
                 "tracker": probe._trackers,
                 "experiment store": probe._experiments,
+                "dataset store": probe._datasets,
             }.get(kind, probe._stores)
             if not table.keys() & set(schemes):
                 continue

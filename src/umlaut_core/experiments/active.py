@@ -272,6 +272,24 @@ class ActiveTrainingRun:
             f"log_figure takes a matplotlib or plotly figure, not {type(figure).__name__}"
         )
 
+    def log_input(self, dataset: Any, context: str = "training") -> None:
+        """Record that this run used a dataset version (lineage; on MLflow it is the
+        run's dataset input)."""
+        from ..datasets.records import DatasetLink, DatasetVersion
+        from ..naming import check_alias
+
+        if not isinstance(dataset, DatasetVersion):
+            raise ConfigurationError(
+                f"log_input takes a DatasetVersion (from track_dataset or get_dataset), "
+                f"not {type(dataset).__name__}"
+            )
+        link = DatasetLink(
+            dataset.name, dataset.version, "training_run", check_alias(context),
+            run_id=self.run_id,
+        )  # fmt: skip
+        self.flush(self._runs.flush_timeout)  # the run must be in the store first
+        self._runs.umlaut._datasets.add_links([link])
+
     # -- children, life ----------------------------------------------------------------
 
     def start_run(self, name: str | None = None, **options: Any) -> ActiveTrainingRun:

@@ -101,18 +101,25 @@ def process_alive(pid: int, started: int | None) -> bool:
     return now is None or now == started
 
 
+_cached: tuple[int, dict[str, Any]] | None = None
+
+
 def run_environment() -> dict[str, Any]:
-    """The ``environment`` a new training run records."""
-    source = _source_file()
+    """The ``environment`` a new training run records (computed once per process:
+    a decorated step in a loop must not stat files and read /proc per call)."""
+    global _cached
     pid = os.getpid()
-    env: dict[str, Any] = {
-        "user": current_user(),
-        "host": socket.gethostname(),
-        "pid": pid,
-        "process_started": process_started(pid),
-        "source": source,
-        "python": platform.python_version(),
-        "packages": _packages(),
-    }
-    env.update(_git(str(Path(source).parent) if source else os.getcwd()))
-    return env
+    if _cached is None or _cached[0] != pid:
+        source = _source_file()
+        env: dict[str, Any] = {
+            "user": current_user(),
+            "host": socket.gethostname(),
+            "pid": pid,
+            "process_started": process_started(pid),
+            "source": source,
+            "python": platform.python_version(),
+            "packages": _packages(),
+        }
+        env.update(_git(str(Path(source).parent) if source else os.getcwd()))
+        _cached = (pid, env)
+    return dict(_cached[1])

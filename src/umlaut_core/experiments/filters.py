@@ -22,8 +22,10 @@ Exact meaning (what :func:`matches` executes and each store translates):
   excluded), a string literal with string params; any other pairing is no match.
 * Tags and attributes other than times compare as strings; ``started_at`` and
   ``ended_at`` compare as moments, given as ISO 8601 strings (naive means UTC).
-* A metric comparison involving NaN is false (IEEE); ``metrics.x.min``/``max``
-  ignore NaN points unless all are NaN.
+* A comparison with a run's NaN value is false, even ``!=``; a ``nan`` literal
+  compares as in IEEE 754 (only ``!=`` is true), so ``metrics.loss != nan`` finds the
+  runs whose loss is a number. ``metrics.x.min``/``max`` ignore NaN points unless
+  all are NaN.
 * ``like`` is SQL's: ``%`` any run of characters, ``_`` one character,
   case-sensitive.
 
@@ -204,6 +206,14 @@ def _literal(kind: str, text: str) -> Any:
     raise FilterSyntaxError(f"expected a number or a quoted string, got {text!r}")
 
 
+#: What a token kind is called in a message.
+_EXPECTED = {
+    "op": "an operator (= != < <= > >= LIKE IN IS)",
+    "word": "a field (params.<key>, tags.<key>, metrics.<key> or an attribute)",
+    "str": "a quoted string",
+}
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
@@ -224,7 +234,8 @@ class _Parser:
         tok = self.peek()
         if tok is None or tok[0] != kind or (value is not None and tok[1] != value):
             where = f"at {self.text[tok[2] :][:20]!r}" if tok else "at the end"
-            raise FilterSyntaxError(f"filter {self.text!r}: expected {value or kind} {where}")
+            wanted = value or _EXPECTED.get(kind, kind)
+            raise FilterSyntaxError(f"filter {self.text!r}: expected {wanted} {where}")
         self.i += 1
         return tok
 
@@ -291,15 +302,17 @@ def _check(c: Comparison) -> Comparison:
     if f.kind in ("tag",) or (f.kind == "attribute" and f.key not in TIME_ATTRIBUTES):
         if not all(isinstance(v, str) for v in values):
             raise FilterSyntaxError(f"{f} compares with quoted strings, e.g. {f} = 'x'")
-        if f.key == "status":
+        if f.kind == "attribute" and f.key == "status":  # not a tag named "status"
             values = tuple(v.upper() for v in values)
     elif f.kind == "metric":
         if not all(isinstance(v, int | float) for v in values) or c.op == "like":
             raise FilterSyntaxError(f"{f} compares with numbers, e.g. {f} > 0.5")
         values = tuple(float(v) for v in values)
-        if f.aggregate == "count":
-            values = tuple(int(v) for v in values)
+        if f.aggregate == "count":  # int(2.5) would turn "< 2.5" into "< 2"
+            values = tuple(int(v) if v.is_integer() else v for v in values)
     elif f.kind == "attribute":  # a time
+        if c.op == "like":
+            raise FilterSyntaxError(f"{f} is a time: compare it with = < <= > >=, not LIKE")
         values = tuple(_moment(v, f) for v in values)
     elif c.op == "like" and not isinstance(c.value, str):
         raise FilterSyntaxError(f"LIKE takes a quoted pattern, e.g. {f} like 'a%'")

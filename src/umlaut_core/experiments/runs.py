@@ -194,6 +194,10 @@ class TrainingRuns:
         self._open.pop(run.run_id, None)
         writer = self.writer
         writer.forget(run.run_id)
+        if writer.failing:
+            # The store is refusing writes: waiting would only stall every step end
+            # (and, in an async step, the event loop); the writes are retried anyway.
+            return
         writer.flush(self.flush_timeout)
         if run.parent_id is None and self.umlaut._delivery.mode == "spooled":
             # A pipeline's end is when its results are wanted: wait (bounded) for the

@@ -181,6 +181,11 @@ class TrainingWriter:
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
 
+    @property
+    def failing(self) -> bool:
+        """Whether the last delivery failed (the writes wait for a retry)."""
+        return self._failing_since is not None
+
     def pending(self) -> int:
         """How many writes and points wait in this process."""
         return len(self._queue) + len(self._retry)

@@ -314,3 +314,6 @@ def umlaut_register_backends(registry: BackendRegistry) -> None:
     from ..experiments.memory import MemoryExperimentStore  # only when registering
 
     registry.add_experiment_store("memory", MemoryExperimentStore)
+    from ..datasets.memory import MemoryDatasetStore
+
+    registry.add_dataset_store("memory", MemoryDatasetStore)

@@ -1,7 +1,8 @@
 """Testing helpers for umlaut users and backend authors (``umlaut-core[testing]``).
 
 * :class:`TrackerSuite` and :class:`ArtifactStoreSuite`: the conformance suite; see
-  :mod:`umlaut_core.testing.conformance`.
+  :mod:`umlaut_core.testing.conformance`. :class:`ExperimentStoreTests`, part of
+  ``TrackerSuite``, checks a backend's experiment store (training runs).
 * :mod:`umlaut_core.testing.models`: small models to track in tests.
 * The ``umlaut`` pytest plugin (loaded automatically when the core is installed)
   provides the fixtures ``plugin_manager``, ``register_plugin`` and
@@ -13,6 +14,7 @@ from .conformance import (
     BundleIntegrityTests,
     ConcurrencyTests,
     EncodingTests,
+    ExperimentStoreTests,
     HostileInputTests,
     ImportTests,
     RunModelTests,
@@ -27,6 +29,7 @@ __all__ = [
     "BundleIntegrityTests",
     "ConcurrencyTests",
     "EncodingTests",
+    "ExperimentStoreTests",
     "HostileInputTests",
     "ImportTests",
     "RunModelTests",

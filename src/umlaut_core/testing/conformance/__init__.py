@@ -19,12 +19,20 @@ with ``MULTI_PROCESS``, which open them in fresh interpreters through the instal
 entry point, so install the plugin first). Tests use unique model names, so the
 fixture may reuse one database or server across tests. Capabilities a tracker lacks
 skip their tests with the reason.
+
+:class:`ExperimentStoreTests` (part of :class:`TrackerSuite`) checks the experiment
+store the installed plugins register for the tracker's scheme
+(``registry.add_experiment_store``), opened from the same ``tracker`` fixture; it
+skips when there is none. Its tests use fresh experiment names and run ids, so they
+too may share a database or server.
 """
 
 from .artifacts import ArtifactStoreSuite, BundleIntegrityTests
 from .audit import RunModelTests
 from .concurrency import ConcurrencyTests
 from .encoding import EncodingTests
+from .experiment_search import TrainingRunSearchTests
+from .experiments import TrainingRunTests
 from .hostile import HostileInputTests
 from .importing import ImportTests, ScanRunsTests
 from .selectors import StageTests
@@ -35,6 +43,7 @@ __all__ = [
     "BundleIntegrityTests",
     "ConcurrencyTests",
     "EncodingTests",
+    "ExperimentStoreTests",
     "HostileInputTests",
     "ImportTests",
     "RunModelTests",
@@ -43,6 +52,12 @@ __all__ = [
     "TrackModelTests",
     "TrackerSuite",
 ]
+
+
+class ExperimentStoreTests(TrainingRunTests, TrainingRunSearchTests):
+    """Every experiment store conformance test: writes, reads and searches of
+    training runs. Runs from the ``tracker`` fixture (the store is opened through
+    the installed plugins); override ``experiment_store`` to build it yourself."""
 
 
 class TrackerSuite(
@@ -55,5 +70,6 @@ class TrackerSuite(
     HostileInputTests,
     ImportTests,
     ScanRunsTests,
+    ExperimentStoreTests,
 ):
     """Every tracker conformance test; subclass it and provide ``tracker``."""
