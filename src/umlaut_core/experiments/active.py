@@ -287,7 +287,7 @@ class ActiveTrainingRun:
             dataset.name, dataset.version, "training_run", check_alias(context),
             run_id=self.run_id,
         )  # fmt: skip
-        self.flush(self._runs.flush_timeout)  # the run must be in the store first
+        self._runs.in_store()  # a store may file the link under the run (MLflow)
         self._runs.umlaut._datasets.add_links([link])
 
     # -- children, life ----------------------------------------------------------------

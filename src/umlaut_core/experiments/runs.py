@@ -211,11 +211,22 @@ class TrainingRuns:
         self.writer.put(ArtifactLogged(run_id, path, artifact.uri, artifact.size, artifact.sha256))
         return artifact
 
+    def in_store(self) -> None:
+        """Wait (bounded) until what was logged so far is in the store itself, not
+        only queued or spooled: for the calls that write to the store directly
+        (artifacts kept by the store, dataset inputs), whose run must exist there."""
+        self.flush(self.flush_timeout)
+        delivery = self.umlaut._delivery
+        if delivery.mode == "spooled":
+            delivery.flush(self.flush_timeout)
+
     def store_artifact(self, run_id: str, path: str, data: bytes) -> RunArtifact:
         """Put the bytes where this backend keeps run artifacts (nothing recorded)."""
         sha = hashlib.sha256(data).hexdigest()
         store = self.store
         if Capability.RUN_ARTIFACTS in getattr(store, "capabilities", frozenset()):
+            if run_id in self._open:
+                self.in_store()  # the store files them under the run: it must be there
             uri = store.put_artifact(run_id, path, data)
         else:
             artifacts = self.umlaut.artifact_store

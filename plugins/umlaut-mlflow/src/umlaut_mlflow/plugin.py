@@ -19,9 +19,17 @@ def _open_tracker(uri: str, **options: Any) -> Any:
     return MlflowTracker(uri, **options)
 
 
+def _open_experiments(tracker: Any) -> Any:
+    from ._experiments import MlflowExperimentStore
+
+    return MlflowExperimentStore(tracker)
+
+
 @hookimpl
 def umlaut_register_backends(registry: BackendRegistry) -> None:
     registry.add_tracker("mlflow", _open_tracker)
+    # Training runs share the tracker's client (one scheme covers mlflow+http…).
+    registry.add_experiment_store("mlflow", _open_experiments)
 
 
 @hookimpl
