@@ -17,9 +17,7 @@ pytestmark = pytest.mark.mlflow
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "pipeline_decorator.py"
 
 
-def test_the_mlflow_ui_sees_parents_with_three_children(
-    mlflow_server: str, tmp_path: Path
-) -> None:
+def test_the_mlflow_ui_sees_parents_with_three_children(mlflow_server: str, tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("UMLAUT_")}
@@ -41,9 +39,7 @@ def test_the_mlflow_ui_sees_parents_with_three_children(
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) >= 2
     for parent in parents[:2]:
-        children = [
-            r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
-        ]
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
         names = sorted(r.data.tags.get("mlflow.runName", "") for r in children)
         assert names == ["classify", "reduce", "scale"], names
         assert parent.info.status == "FINISHED"
