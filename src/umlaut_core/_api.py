@@ -303,6 +303,10 @@ class Umlaut(TrainingApi, DatasetApi):
         linked = self._check_datasets(datasets)
         if signature is None:
             signature = self._derived_signature(model, linked)
+        else:
+            from .datasets.signature import check_signature
+
+            signature = check_signature(signature)  # a free-form dict is kept as it is
         self._pm.hook.umlaut_before_track(model_name=name, model=model)
         try:
             bundle = pack(

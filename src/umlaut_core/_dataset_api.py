@@ -13,7 +13,7 @@ import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from . import naming
 from .clock import current_user, utcnow
@@ -22,6 +22,7 @@ from .protocols import ArtifactStore, Capability, Tracker
 from .records import ModelVersion
 
 if TYPE_CHECKING:
+    from ._api import Umlaut
     from .datasets.drift import DriftReport
     from .datasets.records import DatasetInfo, DatasetLink, DatasetVersion
     from .registry import BackendRegistry
@@ -237,7 +238,9 @@ class DatasetApi:
         """The input signature a version gets when none is given: the training
         dataset's feature columns, else a fitted estimator's ``feature_names_in_``."""
         train = datasets.get("train")
-        if train is None and getattr(model, "feature_names_in_", None) is None:
+        if train is None and not hasattr(model, "feature_names_in_") and not hasattr(
+            model, "best_estimator_"
+        ):
             return None  # the common case: nothing to derive, nothing imported
         from .datasets.signature import signature_from_dataset, signature_from_estimator
 
@@ -260,7 +263,10 @@ class DatasetApi:
             from .datasets.validation import make_checker
 
             checker = make_checker(
-                signature, self.settings.input_checks, self.settings.input_check_values
+                signature,
+                self.settings.input_checks,
+                self.settings.input_check_values,
+                label=f"model {mv.name!r} v{mv.version}",
             )
         if len(self._checkers) > 1_000:
             self._checkers.clear()
@@ -284,8 +290,9 @@ class DatasetApi:
         self._check_open()
         from .datasets.monitor import build_drift_report
 
+        umlaut = cast("Umlaut", self)  # a mixin of Umlaut: self is one
         return build_drift_report(
-            self, model_name, stage=stage, version=version, since=since, until=until,
+            umlaut, model_name, stage=stage, version=version, since=since, until=until,
             dataset=dataset,
         )  # fmt: skip
 

@@ -192,7 +192,7 @@ class DatasetNotFoundError(NotFoundError):
 
 class InputValidationError(UmlautError, ValueError):
     """A model's input does not match its signature: every problem is listed, input
-    values are left out unless ``input_errors="verbose"``. The call is audited (status
+    values are left out unless the setting ``input_check_values`` is on. The call is audited (status
     ``error``, this error's type) and the model did not run."""
 
     def __init__(self, message: str, problems: Iterable[str] = ()) -> None:

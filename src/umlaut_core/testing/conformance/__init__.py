@@ -20,6 +20,10 @@ entry point, so install the plugin first). Tests use unique model names, so the
 fixture may reuse one database or server across tests. Capabilities a tracker lacks
 skip their tests with the reason.
 
+:class:`DatasetStoreTests` and :class:`LineageTests` (also part of it) do the same for
+the dataset store (``registry.add_dataset_store``); the lineage tests track real
+data through the facade and need pandas and pyarrow.
+
 :class:`ExperimentStoreTests` (part of :class:`TrackerSuite`) checks the experiment
 store the installed plugins register for the tracker's scheme
 (``registry.add_experiment_store``), opened from the same ``tracker`` fixture; it
@@ -30,6 +34,7 @@ too may share a database or server.
 from .artifacts import ArtifactStoreSuite, BundleIntegrityTests
 from .audit import RunModelTests
 from .concurrency import ConcurrencyTests
+from .datasets import DatasetStoreTests, LineageTests
 from .encoding import EncodingTests
 from .experiment_search import TrainingRunSearchTests
 from .experiments import TrainingRunTests
@@ -42,10 +47,12 @@ __all__ = [
     "ArtifactStoreSuite",
     "BundleIntegrityTests",
     "ConcurrencyTests",
+    "DatasetStoreTests",
     "EncodingTests",
     "ExperimentStoreTests",
     "HostileInputTests",
     "ImportTests",
+    "LineageTests",
     "RunModelTests",
     "ScanRunsTests",
     "StageTests",
@@ -71,5 +78,7 @@ class TrackerSuite(
     ImportTests,
     ScanRunsTests,
     ExperimentStoreTests,
+    DatasetStoreTests,
+    LineageTests,
 ):
     """Every tracker conformance test; subclass it and provide ``tracker``."""
