@@ -590,6 +590,8 @@ class TestTrackingFailures:
 
         with caplog.at_level(logging.WARNING, logger="umlaut"):
             assert [fit(1), fit(2)] == [2, 3]
+            # Steps do not wait for the store; a flush does, and says it failed.
+            assert broken.flush(timeout=0.3) is False
         assert "refused" in caplog.text
         broken.close()
 

@@ -298,10 +298,14 @@ class ActiveTrainingRun:
         return self._runs.start(name=name, parent=self, **options)
 
     def end(
-        self, status: RunStatus | str = RunStatus.FINISHED, error: BaseException | str | None = None
+        self,
+        status: RunStatus | str = RunStatus.FINISHED,
+        error: BaseException | str | None = None,
+        *,
+        wait: bool = True,
     ) -> None:
-        """End the run (once; later calls do nothing) and wait, with a bound, for its
-        writes to be delivered."""
+        """End the run (once; later calls do nothing) and, with ``wait``, wait (up to
+        ``exit_flush_timeout``) for its writes to be delivered."""
         with self._lock:
             if self._ended:
                 return
@@ -312,7 +316,7 @@ class ActiveTrainingRun:
         text = _error_text(error)
         self._restore_context()
         self._put(RunEnded(self.run_id, final, datetime.now(UTC), text))
-        self._runs.ended(self)
+        self._runs.ended(self, wait=wait)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Deliver everything logged so far; False if it could not within ``timeout``."""

@@ -189,12 +189,12 @@ class TrainingRuns:
         self.writer.opened(run.run_id)
         run._make_current()
 
-    def ended(self, run: ActiveTrainingRun) -> None:
+    def ended(self, run: ActiveTrainingRun, *, wait: bool = True) -> None:
         """Called by ``run.end()``, after its RunEnded write was queued."""
         self._open.pop(run.run_id, None)
         writer = self.writer
         writer.forget(run.run_id)
-        if writer.failing:
+        if not wait or writer.failing:
             # The store is refusing writes: waiting would only stall every step end
             # (and, in an async step, the event loop); the writes are retried anyway.
             return

@@ -184,7 +184,10 @@ class _Call:
         else:
             status = RunStatus.FAILED if isinstance(error, Exception) else RunStatus.KILLED
         try:
-            self.ctx.run(run.end, status, error)
+            # Steps do not wait for the store: a training loop calling a decorated
+            # function thousands of times must not pay a commit each time. The writer
+            # delivers within its interval; flush(), close() and exit wait.
+            self.ctx.run(run.end, status, error, wait=False)
         except Exception as exc:
             warn_once("end its training run", step.name, exc)
 

@@ -63,6 +63,9 @@ class TrainingWriter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = 0
+        #: Whether this process's flusher runs (reset in a forked child, which lacks
+        #: the thread): checked per point instead of os.getpid(), a system call.
+        self._running = False
         self._beats: dict[str, float] = {}
         self._failing_since: float | None = None
         # Point ids: a random 31-bit prefix per writer and a counter, so two processes
@@ -77,7 +80,7 @@ class TrainingWriter:
 
     def put(self, item: RunWrite | MetricTuple) -> None:
         self._queue.append(item)
-        if self._pid != os.getpid():
+        if not self._running:  # first use, or a forked child without the flusher
             self._start()
         elif len(self._queue) >= self._wake_at:
             self._wake.set()
@@ -89,6 +92,7 @@ class TrainingWriter:
             if self._pid == os.getpid():
                 return
             self._pid = os.getpid()  # a forked child starts its own flusher
+            self._running = True
             self._stop.clear()
             self._thread = threading.Thread(
                 target=self._loop, daemon=True, name="umlaut-training-writer"
@@ -215,6 +219,14 @@ def _describe(exc: BaseException) -> str:
     from ..shipping import describe_failure
 
     return describe_failure(exc)
+
+
+def _forget_flushers_after_fork() -> None:
+    for writer in list(_live):
+        writer._running = False
+
+
+os.register_at_fork(after_in_child=_forget_flushers_after_fork)
 
 
 @atexit.register
