@@ -284,16 +284,19 @@ class DatasetApi:
         since: Any = None,
         until: Any = None,
         dataset: DatasetVersion | None = None,
+        thresholds: Any = None,
     ) -> DriftReport:
         """Compare a model's audited inputs and outputs in a time window with the
-        dataset it was trained on: see :mod:`umlaut_core.datasets.drift`."""
+        dataset it was trained on: see :mod:`umlaut_core.datasets.drift`
+        (``thresholds``: a :class:`~umlaut_core.datasets.drift.Thresholds`, default the
+        documented ones)."""
         self._check_open()
         from .datasets.monitor import build_drift_report
 
         umlaut = cast("Umlaut", self)  # a mixin of Umlaut: self is one
         return build_drift_report(
             umlaut, model_name, stage=stage, version=version, since=since, until=until,
-            dataset=dataset,
+            dataset=dataset, thresholds=thresholds,
         )  # fmt: skip
 
 

@@ -40,6 +40,7 @@ CORE_COMMANDS = {
     "doctor": "umlaut_core.cli.doctor:doctor",
     "copy": "umlaut_core.cli.copying:copy",
     "gc": "umlaut_core.cli.gc:gc",
+    "drift": "umlaut_core.cli.drift:drift",
 }
 
 

@@ -5,6 +5,7 @@ implements. pandas and pyarrow are imported only where data is read or written
 (install ``umlaut-core[datasets]``).
 """
 
+from .drift_report import DriftReport
 from .protocol import DatasetStore
 from .records import ColumnProfile, DatasetDraft, DatasetInfo, DatasetLink, DatasetVersion
 
@@ -15,4 +16,5 @@ __all__ = [
     "DatasetLink",
     "DatasetStore",
     "DatasetVersion",
+    "DriftReport",
 ]
