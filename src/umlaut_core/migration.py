@@ -25,6 +25,8 @@ PostgreSQL + S3, SQLite → MLflow, MLflow → SQLite, …). Per model, oldest f
 4. **Training runs** (when both backends keep them, and no ``models`` selection
    narrows the copy): every run replayed with its id, params, tags, metric history,
    artifacts and linked versions (mapped), by :mod:`umlaut_core.migration_runs`.
+5. **Datasets** (likewise): every version with its bytes (checked) and profile, then
+   every lineage link, numbers mapped, by :mod:`umlaut_core.migration_datasets`.
 
 Re-running the same copy after a crash, Ctrl-C or SIGKILL therefore finishes it,
 with nothing lost or doubled. :func:`verify_copy` then compares both sides.
@@ -44,6 +46,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .exceptions import ConfigurationError, IntegrityError, ModelNotFoundError
 from .keys import bundle_key
+from .migration_datasets import DatasetCopy, copy_datasets, verify_datasets
 from .migration_runs import TrainingCopy, copy_training_runs, verify_training_runs
 from .protocols import Capability, ImportingTracker, ScanningTracker, Tracker
 from .records import AuditRecord, ModelVersion, RunQuery, StageChange, VersionDraft, fields_of
@@ -102,6 +105,8 @@ class CopyReport:
     records_added: int = 0
     #: The training-run phase (None when a ``models`` selection skipped it).
     training: TrainingCopy | None = None
+    #: The dataset phase (None when a ``models`` selection skipped it).
+    datasets: DatasetCopy | None = None
 
     @property
     def mappings(self) -> dict[str, dict[int, int]]:
@@ -131,7 +136,8 @@ class Verification:
     """The closing check of a copy: ``ok`` is False on any difference."""
 
     checks: list[ModelCheck] = field(default_factory=list)
-    #: Differences found in training runs (see ``verify_training_runs``).
+    #: Differences found in training runs and datasets (``verify_training_runs``,
+    #: ``verify_datasets``).
     training_problems: list[str] = field(default_factory=list)
 
     @property
@@ -238,6 +244,10 @@ def copy_registry(
     if models is None:
         report.training = copy_training_runs(
             source, destination, mappings=mappings, dry_run=dry_run, on_progress=tick
+        )
+        # After the runs: a backend may file a run's dataset input under the run.
+        report.datasets = copy_datasets(
+            source, destination, model_mappings=mappings, dry_run=dry_run, on_progress=tick
         )
     return report
 
@@ -459,6 +469,7 @@ def verify_copy(
         _check_records(total, src, dst, RunQuery(since=since), None, renumber)
         result.checks.append(total)
         result.training_problems = verify_training_runs(source, destination)
+        result.training_problems += verify_datasets(source, destination)
     return result
 
 

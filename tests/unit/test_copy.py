@@ -583,3 +583,31 @@ class TestTrainingRuns:
         result = verify_copy(source, destination)
         assert not result.ok
         assert any("missing at the destination" in p for p in result.problems)
+
+
+class TestDatasets:
+    """A copy carries datasets (bytes checked) and lineage links, and verifies them."""
+
+    def test_versions_bytes_and_links(self) -> None:
+        pd = pytest.importorskip("pandas")
+        pytest.importorskip("pyarrow")
+        source, destination = Umlaut("memory:"), Umlaut("memory:")
+        frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [0, 1, 0]})
+        ds = source.track_dataset(frame, "toy", target="y")
+        source.track_dataset(frame.assign(x=[4.0, 5.0, 6.0]), "toy")
+        with source.start_run("e") as run:
+            run.log_input(ds)
+            source.track_model(Threshold(1), "m", run=run, datasets={"train": ds})
+        report = copy_registry(source, destination)
+        assert report.datasets is not None
+        assert (report.datasets.versions, report.datasets.versions_added) == (2, 2)
+        assert report.datasets.links_added == 2
+        again = copy_registry(source, destination)
+        assert again.datasets is not None and again.datasets.versions_added == 0
+        assert again.datasets.links_added == 0
+        assert verify_copy(source, destination).ok
+        pd.testing.assert_frame_equal(destination.load_dataset("toy", 1), frame)
+        links = destination.dataset_links(model=("m", 1))
+        assert [(x.dataset_name, x.dataset_version, x.context) for x in links] == [
+            ("toy", 1, "train")
+        ]

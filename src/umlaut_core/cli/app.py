@@ -41,6 +41,8 @@ CORE_COMMANDS = {
     "copy": "umlaut_core.cli.copying:copy",
     "gc": "umlaut_core.cli.gc:gc",
     "drift": "umlaut_core.cli.drift:drift",
+    "datasets": "umlaut_core.cli.datasets:datasets",
+    "runs": "umlaut_core.cli.training:runs",
 }
 
 

@@ -133,7 +133,7 @@ def copy(
                 label="VerificationError",
             )
         click.echo("Verified: both sides hold the same versions, stages, ledger, "
-                   "records and training runs.", err=True)  # fmt: skip
+                   "records, training runs and datasets.", err=True)  # fmt: skip
 
 
 def _open(
@@ -208,6 +208,16 @@ def _summary(report: CopyReport) -> None:
             )
         click.echo(runs, err=True)
         for problem in training.problems:
+            click.echo(f"warning: {problem}", err=True)
+    data = report.datasets
+    if data is not None and data.skipped is None and (data.versions or data.problems):
+        verb = "missing at" if report.dry_run else "new at"
+        click.echo(
+            f"{data.versions:,} dataset version(s) read, {data.versions_added:,} {verb} "
+            f"the destination; {data.links:,} lineage link(s)",
+            err=True,
+        )
+        for problem in data.problems:
             click.echo(f"warning: {problem}", err=True)
     for name, mapping in report.mappings.items():
         moved = ", ".join(f"{s}→{d}" for s, d in sorted(mapping.items()))
