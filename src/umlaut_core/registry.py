@@ -170,12 +170,16 @@ class BackendRegistry:
             if candidate in table:
                 return table[candidate]
         base = scheme.split("+", 1)[0]
+        # For a concern of a tracker that is installed (experiments, datasets), the
+        # tracker's distribution is no answer: it is there and lacks the concern.
+        concern = table is self._experiments or table is self._datasets
+        tracked = concern and (scheme in self._trackers or base in self._trackers)
         raise BackendNotFoundError(
             kind,
             scheme,
             {s: e.plugin for s, e in table.items()},
-            KNOWN_SCHEMES.get(base),
-            disabled=self._disabled_provider(kind, (scheme, base)),
+            None if tracked else KNOWN_SCHEMES.get(base),
+            disabled=None if tracked else self._disabled_provider(kind, (scheme, base)),
         )
 
     def _disabled_provider(self, kind: str, schemes: tuple[str, ...]) -> str | None:

@@ -205,3 +205,28 @@ class TestReadme:
         env = {**os.environ, "AWS_ENDPOINT_URL_S3": endpoint}
         _python(snippet + "\nprint(ml.history()[0].output_json)\n", env=env, cwd=tmp_path)
         assert _bundle_keys(client, "my-bucket", "models/bundles/")
+
+
+class TestTrainingArtifactsAndDatasets:
+    """Training-run artifacts and dataset files go to the configured S3 store."""
+
+    def test_run_artifacts_and_dataset_bytes_live_in_the_bucket(
+        self, server_bucket: tuple[str, str, Any], tmp_path: Path
+    ) -> None:
+        endpoint, bucket, client = server_bucket
+        db = f"sqlite:///{tmp_path / 'runs.db'}"
+        artifacts = f"s3://{bucket}/team?endpoint_url={endpoint}"
+        with Umlaut(db, artifacts) as ml:
+            with ml.start_run("s3") as run:
+                art = run.log_artifact(b"weights" * 1000, "model/weights.bin")
+            assert art.uri.startswith(f"s3://{bucket}/team/training/")
+            assert ml.load_artifact(run.run_id, "model/weights.bin") == b"weights" * 1000
+            pd = pytest.importorskip("pandas")
+            pytest.importorskip("pyarrow")
+            frame = pd.DataFrame({"x": [1.0, 2.0], "y": ["a", "b"]})
+            ds = ml.track_dataset(frame, "s3 data")
+            assert ds.artifact_uri.startswith(f"s3://{bucket}/team/datasets/")
+            pd.testing.assert_frame_equal(ds.load(), frame)
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
+        assert any(k.startswith("team/training/") for k in keys)
+        assert any(k.startswith("team/datasets/") for k in keys)
