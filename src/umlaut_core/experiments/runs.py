@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import dataclasses
 import datetime as dt
+import gc
 import hashlib
 import os
 import socket
@@ -296,7 +297,17 @@ class TrainingRuns:
         return RunPage(runs, page.next_page_token)
 
     def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
-        return list(self.store.metric_history(run_id, check_key(key, "metric")))
+        points = self.store.metric_history(run_id, check_key(key, "metric"))
+        # A million fresh tuples would trigger the cyclic collector again and again,
+        # each pass scanning them all (more than the reading itself); none can be
+        # part of a cycle, so it is paused while the list is built.
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            return list(points)
+        finally:
+            if paused:
+                gc.enable()
 
     def _killed(self, run: TrainingRun) -> TrainingRun:
         """``run``, marked KILLED first if it is RUNNING but its process is gone:

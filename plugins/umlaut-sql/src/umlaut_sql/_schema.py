@@ -1,12 +1,12 @@
 """The tables umlaut keeps, and the small migration runner that evolves them.
 
-Why not alembic: the schema is six tables, the runner must refuse a database that is
-not ours *before* touching it, and it has to run inside the same lock that guards
-concurrent first opens. A dict of numbered steps keyed on ``umlaut_schema.version``
-does all that in forty lines without an ``env.py``, a script folder or another
-dependency. Each step runs in the one upgrade transaction (both SQLite and
-PostgreSQL have transactional DDL), so an upgrade either completes or leaves the
-database as it was.
+Why not alembic: the schema is fourteen small tables, the runner must refuse a
+database that is not ours *before* touching it, and it has to run inside the same
+lock that guards concurrent first opens. A dict of numbered steps keyed on
+``umlaut_schema.version`` does all that in forty lines without an ``env.py``, a
+script folder or another dependency. Each step runs in the one upgrade transaction
+(both SQLite and PostgreSQL have transactional DDL), so an upgrade either completes
+or leaves the database as it was.
 
 Timestamps are ISO-8601 text in UTC with microseconds and a fixed ``+00:00`` suffix
 (``2024-03-01T09:30:00.000000+00:00``): fixed width, so text order is time order and
@@ -22,10 +22,26 @@ import sqlalchemy as sa
 
 from umlaut_core.exceptions import SchemaError
 
-__all__ = ["CURRENT_VERSION", "PREFIX", "metadata", "models", "runs", "upgrade"]
+__all__ = [
+    "CURRENT_VERSION",
+    "PREFIX",
+    "TRAINING_TABLES",
+    "experiments",
+    "metadata",
+    "metric_points",
+    "models",
+    "runs",
+    "training_artifacts",
+    "training_metrics",
+    "training_params",
+    "training_runs",
+    "training_tags",
+    "training_versions",
+    "upgrade",
+]
 
 #: The schema this release writes. Bump it and add a step to ``_STEPS`` together.
-CURRENT_VERSION = 3
+CURRENT_VERSION = 4
 PREFIX = "umlaut_"
 
 metadata = sa.MetaData()
@@ -119,7 +135,175 @@ REFERENCE_INDEX = (
     "CREATE INDEX ix_umlaut_runs_reference_id ON umlaut_runs (reference_id) "
     "WHERE reference_id IS NOT NULL"
 )
-sa.event.listen(runs, "after_create", sa.DDL(REFERENCE_INDEX))
+sa.event.listen(runs, "after_create", sa.DDL(REFERENCE_INDEX))  # type: ignore[no-untyped-call]
+
+
+# -- training runs (schema 4) -------------------------------------------------------
+# Named "training" throughout: umlaut_runs holds audit records (one call of a model),
+# and the two must not be confused by anyone reading the database.
+#
+# Text that is compared with < and > or ordered (ids, names, tag and param strings,
+# times) is collated "C" on PostgreSQL: code-point order, the order Python and
+# SQLite's BINARY collation give, so a search returns the same page on both.
+# NaN is stored as NULL in every float column: SQLite turns NaN into NULL anyway, and
+# SQL's NULL rules then are exactly the IEEE ones the filters define (every
+# comparison false, ignored by MIN/MAX/AVG, sorted with the missing values), whereas
+# PostgreSQL's own NaN equals itself and sorts above infinity. ±inf is kept as is.
+# On SQLite the tables are WITHOUT ROWID: rows are stored in primary-key order, so a
+# lookup by (run_id, key) or a metric's history in step order reads one b-tree range.
+
+
+def _ordered(length: int | None = None) -> sa.types.TypeEngine[str]:
+    plain = sa.String(length) if length else sa.Text()
+    return plain.with_variant(sa.String(length, collation="C"), "postgresql")
+
+
+_ID = _ordered(255)
+_ORDERED_TEXT = _ordered()
+_CTIME = _ordered(32)
+_KEY = sa.Text()
+_NUMBER: sa.types.TypeEngine[float] = sa.Double()
+_INT = sa.BigInteger()
+
+
+def _run_ref() -> sa.ForeignKey:
+    return sa.ForeignKey("umlaut_training_runs.run_id")
+
+
+experiments = sa.Table(
+    "umlaut_experiments",
+    metadata,
+    sa.Column("name", _ID, primary_key=True),
+    sa.Column("created_at", _CTIME, nullable=False),
+    sqlite_with_rowid=False,
+)
+training_runs = sa.Table(
+    "umlaut_training_runs",
+    metadata,
+    sa.Column("run_id", _ID, primary_key=True),
+    sa.Column("experiment", _ID, sa.ForeignKey("umlaut_experiments.name"), nullable=False),
+    sa.Column("name", _ORDERED_TEXT),
+    sa.Column("status", _ordered(10), nullable=False),
+    sa.Column("started_at", _CTIME, nullable=False),
+    sa.Column("ended_at", _CTIME),
+    # Not a foreign key: a child's writes may reach the store before its parent's.
+    sa.Column("parent_id", _ID),
+    # Not "user", which PostgreSQL reads as CURRENT_USER in plain SQL.
+    sa.Column("user_name", _ORDERED_TEXT),
+    sa.Column("host", _TEXT),
+    sa.Column("error", _TEXT),
+    sa.Column("heartbeat_at", _CTIME),
+    sa.Column("environment", _TEXT, nullable=False),
+    # Keyset pages in the default order (started_at DESC) within an experiment and
+    # across all; by end and by name within one; by run_id within one (the runs
+    # missing the sort key); a run's children.
+    sa.Index("ix_umlaut_training_runs_exp_started", "experiment", "started_at", "run_id"),
+    sa.Index("ix_umlaut_training_runs_started", "started_at", "run_id"),
+    sa.Index("ix_umlaut_training_runs_exp_ended", "experiment", "ended_at", "run_id"),
+    # SQLite only: a name may outgrow a PostgreSQL b-tree entry (about 2.7 kB).
+    sa.Index("ix_umlaut_training_runs_exp_name", "experiment", "name", "run_id").ddl_if(
+        dialect="sqlite"
+    ),
+    sa.Index("ix_umlaut_training_runs_exp_run", "experiment", "run_id"),
+    sa.Index("ix_umlaut_training_runs_parent", "parent_id"),
+    sqlite_with_rowid=False,
+)
+training_params = sa.Table(
+    "umlaut_training_params",
+    metadata,
+    sa.Column("run_id", _ID, _run_ref(), primary_key=True),
+    sa.Column("key", _KEY, primary_key=True),
+    #: The value as JSON text, of any size: what get_run returns.
+    sa.Column("value", _TEXT, nullable=False),
+    #: Copies to filter and order on: the number (not a bool, not NaN), the string.
+    sa.Column("value_num", _NUMBER),
+    sa.Column("value_text", _ORDERED_TEXT),
+    sa.Index("ix_umlaut_training_params_num", "key", "value_num", "run_id"),
+    # SQLite only: a PostgreSQL b-tree entry is capped at about 2.7 kB and a string
+    # param may be longer (there, text filters use the primary key per run).
+    sa.Index("ix_umlaut_training_params_text", "key", "value_text", "run_id").ddl_if(
+        dialect="sqlite"
+    ),
+    sqlite_with_rowid=False,
+)
+training_tags = sa.Table(
+    "umlaut_training_tags",
+    metadata,
+    sa.Column("run_id", _ID, _run_ref(), primary_key=True),
+    sa.Column("key", _KEY, primary_key=True),
+    sa.Column("value", _ORDERED_TEXT, nullable=False),
+    sa.Index("ix_umlaut_training_tags_value", "key", "value", "run_id").ddl_if(dialect="sqlite"),
+    sa.Index("ix_umlaut_training_tags_key", "key", "run_id").ddl_if(dialect="postgresql"),
+    sqlite_with_rowid=False,
+)
+#: One row per (run, metric): its summary, updated as points arrive, so neither
+#: get_run nor a search reads a history.
+training_metrics = sa.Table(
+    "umlaut_training_metrics",
+    metadata,
+    sa.Column("run_id", _ID, _run_ref(), primary_key=True),
+    sa.Column("key", _KEY, primary_key=True),
+    sa.Column("last", _NUMBER),
+    sa.Column("last_step", _INT, nullable=False),
+    sa.Column("last_timestamp_ms", _INT, nullable=False),
+    #: Breaks a tie of step and time for "last", as the history order does.
+    sa.Column("last_point_id", _INT, nullable=False),
+    sa.Column("min", _NUMBER),
+    sa.Column("max", _NUMBER),
+    sa.Column("count", _INT, nullable=False),
+    sa.Index("ix_umlaut_training_metrics_last", "key", "last", "run_id"),
+    sa.Index("ix_umlaut_training_metrics_min", "key", "min", "run_id"),
+    sa.Index("ix_umlaut_training_metrics_max", "key", "max", "run_id"),
+    sqlite_with_rowid=False,
+)
+#: Every point, clustered in history order; the unique (run, key, point id) is what
+#: makes a replayed point a no-op. No foreign key, unlike the small tables: its check
+#: cost a quarter of each insert on PostgreSQL, and the store already checks the run
+#: exists in the writing transaction (runs are never deleted).
+metric_points = sa.Table(
+    "umlaut_metric_points",
+    metadata,
+    sa.Column("run_id", _ID, primary_key=True),
+    sa.Column("key", _KEY, primary_key=True),
+    sa.Column("step", _INT, primary_key=True, autoincrement=False),
+    sa.Column("timestamp_ms", _INT, primary_key=True, autoincrement=False),
+    sa.Column("point_id", _INT, primary_key=True, autoincrement=False),
+    sa.Column("value", _NUMBER),
+    sa.UniqueConstraint("run_id", "key", "point_id", name="uq_umlaut_metric_points_id"),
+    sqlite_with_rowid=False,
+)
+training_artifacts = sa.Table(
+    "umlaut_training_artifacts",
+    metadata,
+    sa.Column("run_id", _ID, _run_ref(), primary_key=True),
+    sa.Column("path", _ORDERED_TEXT, primary_key=True),
+    sa.Column("uri", _TEXT, nullable=False),
+    sa.Column("size", _INT, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sqlite_with_rowid=False,
+)
+#: Lineage: the model versions a training run produced. No foreign key to
+#: umlaut_versions, as for audit records: copies between stores may bring the link
+#: before the version.
+training_versions = sa.Table(
+    "umlaut_training_versions",
+    metadata,
+    sa.Column("run_id", _ID, _run_ref(), primary_key=True),
+    sa.Column("model_name", _ID, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Index("ix_umlaut_training_versions_model", "model_name", "version"),
+    sqlite_with_rowid=False,
+)
+TRAINING_TABLES = (
+    experiments,
+    training_runs,
+    training_params,
+    training_tags,
+    training_metrics,
+    metric_points,
+    training_artifacts,
+    training_versions,
+)
 
 
 def _to_v2(conn: sa.Connection) -> None:
@@ -134,8 +318,15 @@ def _to_v3(conn: sa.Connection) -> None:
     conn.exec_driver_sql(REFERENCE_INDEX)
 
 
+def _to_v4(conn: sa.Connection) -> None:
+    """Schema 4: training runs (experiment tracking), in tables of their own."""
+    # Built from the table definitions above, which are schema 4's: a later step
+    # that changes one of these tables must first freeze this step's DDL as text.
+    metadata.create_all(conn, tables=list(TRAINING_TABLES), checkfirst=False)
+
+
 #: target version → step that brings a database from the version before to it.
-_STEPS: dict[int, Callable[[sa.Connection], None]] = {2: _to_v2, 3: _to_v3}
+_STEPS: dict[int, Callable[[sa.Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4}
 
 
 def read_version(conn: sa.Connection, where: str) -> int | None:
