@@ -25,11 +25,19 @@ def _open_experiments(tracker: Any) -> Any:
     return MlflowExperimentStore(tracker)
 
 
+def _open_datasets(tracker: Any) -> Any:
+    from ._datasets import MlflowDatasetStore
+
+    return MlflowDatasetStore(tracker)
+
+
 @hookimpl
 def umlaut_register_backends(registry: BackendRegistry) -> None:
     registry.add_tracker("mlflow", _open_tracker)
     # Training runs share the tracker's client (one scheme covers mlflow+http…).
     registry.add_experiment_store("mlflow", _open_experiments)
+    # Datasets too; their Parquet bytes are kept in MLflow (DATASET_BYTES).
+    registry.add_dataset_store("mlflow", _open_datasets)
 
 
 @hookimpl
