@@ -87,7 +87,7 @@ class TestTokens:
         assert tokens.scopes_of("b") == {"read"}
         assert tokens.scopes_of("c") is None
 
-    @pytest.mark.parametrize("entry", ["plain-token=run", f"{hash_token('a')}=admin"])
+    @pytest.mark.parametrize("entry", ["plain-token=run", f"{hash_token('a')}=write"])
     def test_refused_entries(self, entry: str) -> None:
         with pytest.raises(ConfigurationError) as info:
             parse_tokens([("UMLAUT_SERVE_TOKENS", entry)])

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from umlaut_core import Umlaut
 
@@ -235,7 +235,7 @@ def create_app(config: ServeConfig, umlaut: Umlaut | None = None) -> Starlette:
     config.check()
     server = Server(config, umlaut)
     e = server.endpoint
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/ping", e("ops", None, server.ping), methods=["GET"]),
         Route("/health", e("ops", None, server.ping), methods=["GET"]),
         Route("/version", e("ops", None, server.server_version), methods=["GET"]),
@@ -246,6 +246,11 @@ def create_app(config: ServeConfig, umlaut: Umlaut | None = None) -> Starlette:
         *_native.routes(e),
         *_v2.routes(e),
     ]
+    if config.ui:  # imported only when asked for: jinja2 stays off the scoring path
+        from .ui import UiSettings, ui_mount
+
+        settings = UiSettings(config.tokens, no_auth=config.no_auth, warm_up=True)
+        routes.append(ui_mount(server.service.umlaut, settings))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -19,8 +19,9 @@ from umlaut_core.exceptions import ConfigurationError
 
 __all__ = ["SCOPES", "TokenSet", "hash_token", "parse_tokens"]
 
-#: ``run``: call models; ``read``: list models, metadata, OpenAPI, metrics.
-SCOPES = ("run", "read")
+#: ``run``: call models; ``read``: list models, metadata, OpenAPI, metrics, the web
+#: UI's pages; ``admin``: promote a version from the web UI.
+SCOPES = ("run", "read", "admin")
 _ENTRY = re.compile(r"^sha256:([0-9a-f]{64})=([a-z,\s]+)$")
 
 

@@ -18,7 +18,7 @@ from umlaut_core.exceptions import ConfigurationError
 from ._auth import hash_token, parse_tokens, tokens_from_table
 from ._config import ServeConfig, parse_model_spec
 
-__all__ = ["configure_logging", "serve"]
+__all__ = ["configure_logging", "serve", "token_sources"]
 
 TOKENS_ENV = "UMLAUT_SERVE_TOKENS"
 
@@ -100,6 +100,9 @@ def _pyproject_tokens(profile: str | None) -> list[tuple[str, str]]:
 @click.option("--proxy-headers", is_flag=True,
               help="Trust X-Forwarded-For/-Proto from --forwarded-allow-ips.")  # fmt: skip
 @click.option("--forwarded-allow-ips", default="127.0.0.1", show_default=True)
+@click.option("--ui", is_flag=True,
+              help="Also serve the web UI at /ui (pages need the read scope; promoting, "
+                   "admin).")  # fmt: skip
 @click.pass_context
 def serve(ctx: click.Context, /, **options: Any) -> None:
     """An audited HTTP scoring server: MLflow's scoring protocol (/invocations),
@@ -120,12 +123,13 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     run_server(config)
 
 
-def build_config(state: CliContext, options: dict[str, Any]) -> ServeConfig:
+def token_sources(state: CliContext, tokens_file: Path | None) -> list[tuple[str, str]]:
+    """Every configured token list, as ``(where, text)``: the environment, pyproject
+    (and the profile's table), ``--tokens-file``."""
     sources: list[tuple[str, str]] = []
     if os.environ.get(TOKENS_ENV):
         sources.append((TOKENS_ENV, os.environ[TOKENS_ENV]))
     sources += _pyproject_tokens(state.profile or os.environ.get("UMLAUT_PROFILE"))
-    tokens_file = options["tokens_file"]
     if tokens_file is not None:
         try:
             sources.append((str(tokens_file), tokens_file.read_text(encoding="utf-8")))
@@ -133,6 +137,11 @@ def build_config(state: CliContext, options: dict[str, Any]) -> ServeConfig:
             raise ConfigurationError(
                 f"cannot read --tokens-file {tokens_file}: {exc.strerror}"
             ) from None
+    return sources
+
+
+def build_config(state: CliContext, options: dict[str, Any]) -> ServeConfig:
+    sources = token_sources(state, options["tokens_file"])
     access_log = options["access_log"]
     return ServeConfig(
         tracking_uri=state.tracking_uri,
@@ -157,6 +166,7 @@ def build_config(state: CliContext, options: dict[str, Any]) -> ServeConfig:
         root_path=options["root_path"],
         proxy_headers=options["proxy_headers"],
         forwarded_allow_ips=options["forwarded_allow_ips"],
+        ui=options.get("ui", False),
     ).check()
 
 

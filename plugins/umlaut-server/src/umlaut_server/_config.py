@@ -86,6 +86,8 @@ class ServeConfig:
     root_path: str = ""
     proxy_headers: bool = False
     forwarded_allow_ips: str = "127.0.0.1"
+    #: Mount the web UI at /ui (``--ui``).
+    ui: bool = False
     umlaut_options: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> ServeConfig:

@@ -1,7 +1,7 @@
-"""Adds ``umlaut serve`` to the ``umlaut`` command line.
+"""Adds ``umlaut serve`` and ``umlaut ui`` to the ``umlaut`` command line.
 
-Cheap to import: starlette and uvicorn are imported only when the command runs,
-click only when the command line is built.
+Cheap to import: starlette, uvicorn and jinja2 are imported only when a command
+runs, click only when the command line is built.
 """
 
 from __future__ import annotations
@@ -17,5 +17,7 @@ if TYPE_CHECKING:
 @hookimpl(optionalhook=True)
 def umlaut_register_commands(cli: click.Group) -> None:
     from ._cli import serve
+    from ._ui_cli import ui
 
     cli.add_command(serve)
+    cli.add_command(ui)
