@@ -238,8 +238,10 @@ class DatasetApi:
         """The input signature a version gets when none is given: the training
         dataset's feature columns, else a fitted estimator's ``feature_names_in_``."""
         train = datasets.get("train")
-        if train is None and not hasattr(model, "feature_names_in_") and not hasattr(
-            model, "best_estimator_"
+        if (
+            train is None
+            and not hasattr(model, "feature_names_in_")
+            and not hasattr(model, "best_estimator_")
         ):
             return None  # the common case: nothing to derive, nothing imported
         from .datasets.signature import signature_from_dataset, signature_from_estimator
