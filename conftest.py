@@ -5,4 +5,5 @@ pytest_plugins = [
     "_services.postgres",
     "_services.mlflow_server",
     "_services.moto_server",
+    "_services.browser",
 ]
