@@ -130,11 +130,13 @@ class TestSchema:
     """Schema 4 adds the training tables; a schema-3 database is upgraded in place."""
 
     def _make_v3(self, url: str) -> None:
-        """A database as umlaut-sql 0.3 left it: schema 4 minus its training tables."""
+        """A database as umlaut-sql 0.3 left it: today's schema minus the tables that
+        schema 4 and later added."""
         tracker = SqlTracker(url)
+        later = [*_schema.TRAINING_TABLES, *_schema.DATASET_TABLES, *_schema.BLOB_TABLES]
         try:
             with tracker._engine.begin() as conn:
-                for table in reversed(_schema.TRAINING_TABLES):
+                for table in reversed(later):
                     conn.exec_driver_sql(f"DROP TABLE {table.name}")
                 conn.exec_driver_sql("UPDATE umlaut_schema SET version = 3")
                 conn.exec_driver_sql(
@@ -152,7 +154,7 @@ class TestSchema:
         tracker = SqlTracker(any_url)
         try:
             applied = rows(any_url, "SELECT version FROM umlaut_schema ORDER BY version")
-            assert applied == [(3,), (4,)]
+            assert applied == [(3,), (4,), (5,)]
             assert rows(any_url, "SELECT description FROM umlaut_models") == [("from v3",)]
             store = open_experiment_store(tracker)
             store.write([start("r1"), MetricsLogged("r1", (MetricPoint("m", 1.0, 0, T0_MS, 1),))])

@@ -23,9 +23,17 @@ import sqlalchemy as sa
 from umlaut_core.exceptions import SchemaError
 
 __all__ = [
+    "BLOB_TABLES",
     "CURRENT_VERSION",
+    "DATASET_TABLES",
     "PREFIX",
     "TRAINING_TABLES",
+    "blob_chunks",
+    "blob_uploads",
+    "blobs",
+    "dataset_links",
+    "dataset_versions",
+    "datasets",
     "experiments",
     "metadata",
     "metric_points",
@@ -41,7 +49,7 @@ __all__ = [
 ]
 
 #: The schema this release writes. Bump it and add a step to ``_STEPS`` together.
-CURRENT_VERSION = 4
+CURRENT_VERSION = 5
 PREFIX = "umlaut_"
 
 metadata = sa.MetaData()
@@ -306,6 +314,105 @@ TRAINING_TABLES = (
 )
 
 
+# -- datasets and blobs (schema 5) ----------------------------------------------------
+
+datasets = sa.Table(
+    "umlaut_datasets",
+    metadata,
+    sa.Column("name", _ID, primary_key=True),
+    # The allocation counter, as umlaut_models.latest_version: locked and bumped in
+    # the transaction that inserts the version.
+    sa.Column("latest_version", sa.Integer, nullable=False),
+    sa.Column("created_at", _TIME, nullable=False),
+)
+dataset_versions = sa.Table(
+    "umlaut_dataset_versions",
+    metadata,
+    sa.Column("name", _ID, sa.ForeignKey("umlaut_datasets.name"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("digest", sa.String(100), nullable=False),
+    sa.Column("row_count", _INT, nullable=False),
+    sa.Column("artifact_uri", _TEXT, nullable=False),
+    sa.Column("size_bytes", _INT, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.Column("created_by", sa.String(255)),
+    sa.Column("description", _TEXT),
+    sa.Column("tags", _TEXT, nullable=False),
+    sa.Column("target", _TEXT),
+    sa.Column("source", _TEXT),
+    #: The column profiles, a JSON list of objects (one per column, in order).
+    sa.Column("columns", _TEXT, nullable=False),
+    # Identity is per name: the same digest under another name is another dataset.
+    sa.UniqueConstraint("name", "digest", name="uq_umlaut_dataset_versions_digest"),
+)
+#: Lineage: a dataset version used by a model version (kind "model_version") or a
+#: training run ("training_run"); the fields the other kind lacks are NULL. The id
+#: is insertion order, which is what "oldest first" means.
+dataset_links = sa.Table(
+    "umlaut_dataset_links",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset_name", _ID, nullable=False),
+    sa.Column("dataset_version", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("context", _ID, nullable=False),
+    sa.Column("model_name", _ID),
+    sa.Column("model_version", sa.Integer),
+    sa.Column("run_id", _ID),
+    sa.Column("created_at", _TIME, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["dataset_name", "dataset_version"],
+        ["umlaut_dataset_versions.name", "umlaut_dataset_versions.version"],
+    ),
+    sa.Index("ix_umlaut_dataset_links_model", "model_name", "model_version"),
+    sa.Index("ix_umlaut_dataset_links_run", "run_id"),
+)
+#: A link's identity is every field but the time. NULLs are distinct in a plain
+#: unique index on both dialects, so the nullable fields are compared through
+#: COALESCE: adding a link twice then conflicts, and INSERT … ON CONFLICT DO NOTHING
+#: makes add_links idempotent (this also serves the lookups by dataset).
+LINK_IDENTITY_INDEX = (
+    "CREATE UNIQUE INDEX uq_umlaut_dataset_links_identity ON umlaut_dataset_links "
+    "(dataset_name, dataset_version, kind, context, COALESCE(model_name, ''), "
+    "COALESCE(model_version, -1), COALESCE(run_id, ''))"
+)
+sa.event.listen(dataset_links, "after_create", sa.DDL(LINK_IDENTITY_INDEX))  # type: ignore[no-untyped-call]
+DATASET_TABLES = (datasets, dataset_versions, dataset_links)
+
+#: Objects of the database artifact store (``sqldb:<key>``): one row per object.
+#: Its bytes are the rows of umlaut_blob_chunks with its blob_id, in seq order.
+blobs = sa.Table(
+    "umlaut_blobs",
+    metadata,
+    sa.Column("key", _ordered(1024), primary_key=True),
+    sa.Column("blob_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("size", _INT, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("chunk_count", sa.Integer, nullable=False),
+    sa.Column("created_at", _TIME, nullable=False),
+)
+#: A rowid table on SQLite, unlike the training tables: WITHOUT ROWID suits small
+#: rows, and a chunk is up to 4 MiB.
+blob_chunks = sa.Table(
+    "umlaut_blob_chunks",
+    metadata,
+    sa.Column("blob_id", sa.String(32), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+#: Objects larger than one chunk being written, one transaction per chunk; their
+#: umlaut_blobs row comes last. What a crash leaves here is removed a day later.
+blob_uploads = sa.Table(
+    "umlaut_blob_uploads",
+    metadata,
+    sa.Column("blob_id", sa.String(32), primary_key=True),
+    sa.Column("key", _ordered(1024), nullable=False),
+    sa.Column("started_at", _TIME, nullable=False),
+)
+BLOB_TABLES = (blobs, blob_chunks, blob_uploads)
+
+
 def _to_v2(conn: sa.Connection) -> None:
     """Schema 2: audit records gain ``tags``; time-window queries get an index."""
     conn.exec_driver_sql("ALTER TABLE umlaut_runs ADD COLUMN tags TEXT NOT NULL DEFAULT '{}'")
@@ -325,8 +432,19 @@ def _to_v4(conn: sa.Connection) -> None:
     metadata.create_all(conn, tables=list(TRAINING_TABLES), checkfirst=False)
 
 
+def _to_v5(conn: sa.Connection) -> None:
+    """Schema 5: datasets with their lineage links, and the database artifact store."""
+    # Built from the definitions above, as _to_v4 is; the same caveat applies.
+    metadata.create_all(conn, tables=[*DATASET_TABLES, *BLOB_TABLES], checkfirst=False)
+
+
 #: target version → step that brings a database from the version before to it.
-_STEPS: dict[int, Callable[[sa.Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4}
+_STEPS: dict[int, Callable[[sa.Connection], None]] = {
+    2: _to_v2,
+    3: _to_v3,
+    4: _to_v4,
+    5: _to_v5,
+}
 
 
 def read_version(conn: sa.Connection, where: str) -> int | None:
