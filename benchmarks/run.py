@@ -106,6 +106,10 @@ TARGETS = [
      r"^drift_report over [0-9,]+ audit records \(10 features\)$", "sqlite"),
     ("#16", "drift report over 1,000,000 audit records: peak RSS < 300 MB",
      r"^drift_report over [0-9,]+ audit records \(10 features\), peak RSS$", "sqlite"),
+    ("#17", "every UI page ≤ 100 ms server time, 1,000,000 records + 10,000 runs (SQLite)",
+     r"^UI page: ", "sqlite"),
+    ("#17", "every UI page ≤ 100 ms server time, 1,000,000 records + 10,000 runs (PostgreSQL)",
+     r"^UI page: ", "postgresql"),
 ]  # fmt: skip
 
 

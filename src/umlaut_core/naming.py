@@ -188,19 +188,25 @@ def check_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
                 f"tag key {shown} must be a non-empty string of at most "
                 f"{MAX_NAME_LENGTH} printable characters"
             )
-        try:
-            text = value if isinstance(value, str) else str(value)
-        except Exception:
-            raise InvalidNameError(
-                f"tag {key!r}: its value cannot be turned into text; pass a string"
-            ) from None
-        if len(text) > MAX_TAG_LENGTH or not _storable(text):
-            raise InvalidNameError(
-                f"tag {key!r}: values are text of at most {MAX_TAG_LENGTH} characters, "
-                f"with no NUL and no lone surrogate"
-            )
-        out[key] = text
+        out[key] = tag_value(key, value, MAX_TAG_LENGTH)
     return out
+
+
+def tag_value(key: str, value: Any, limit: int) -> str:
+    """A tag's value as text every store can keep: at most ``limit`` characters, no
+    NUL, no lone surrogate (version tags and training-run tags share this rule)."""
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except Exception:
+        raise InvalidNameError(
+            f"tag {key!r}: its value cannot be turned into text; pass a string"
+        ) from None
+    if len(text) > limit or not _storable(text):
+        raise InvalidNameError(
+            f"tag {key!r}: values are text of at most {limit} characters, "
+            f"with no NUL and no lone surrogate"
+        )
+    return text
 
 
 def check_text(value: Any, what: str, limit: int = MAX_TEXT_LENGTH) -> str | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..encoding import to_jsonable
 from ..exceptions import EncodingError, InvalidNameError
-from ..naming import _control, _storable
+from ..naming import _control, tag_value
 
 __all__ = ["check_key", "check_metric_value", "check_param", "check_run_tags", "check_step"]
 
@@ -66,16 +66,7 @@ def check_run_tags(tags: Mapping[str, Any] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in tags.items():
         clean = check_key(key, "tag")
-        try:
-            text = value if isinstance(value, str) else str(value)
-        except Exception:
-            raise InvalidNameError(f"tag {clean!r}: its value cannot be made text") from None
-        if len(text) > MAX_RUN_TAG_LENGTH or not _storable(text):
-            raise InvalidNameError(
-                f"tag {clean!r}: values are text of at most {MAX_RUN_TAG_LENGTH} characters, "
-                f"with no NUL and no lone surrogate"
-            )
-        out[clean] = text
+        out[clean] = tag_value(clean, value, MAX_RUN_TAG_LENGTH)
     return out
 
 
