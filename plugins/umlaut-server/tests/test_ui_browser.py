@@ -34,7 +34,7 @@ pytest.importorskip("selenium")
 pytest.importorskip("pandas")
 
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 ADMIN = "admin-token-" + "9" * 24
 RECORDS = 120  # Iris v2's audit records, one every 10 minutes back from now (drift judges >= 100)
@@ -155,10 +155,13 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
 def driver(browser: Any, ui_server: UiServer) -> Any:
     """The session's browser, signed in with the admin token on this module's server."""
     browser.delete_all_cookies()
+    # Elements a click brings are waited for (up to 10 s), not expected at once: a
+    # loaded CI machine renders the next page a moment later.
+    browser.implicitly_wait(10)
     browser.get(f"{ui_server.url}/ui/login")
     browser.find_element(By.CSS_SELECTOR, '[data-testid="login-token"]').send_keys(ADMIN)
     browser.find_element(By.CSS_SELECTOR, '[data-testid="login-submit"]').click()
-    assert _page(browser) == "models", browser.page_source[:2000]
+    assert _page(browser, "models") == "models", browser.page_source[:2000]
     return browser
 
 
@@ -170,8 +173,26 @@ def _all(driver: Any, testid: str) -> list[Any]:
     return list(driver.find_elements(By.CSS_SELECTOR, f'[data-testid="{testid}"]'))
 
 
-def _page(driver: Any) -> str:
-    return str(driver.find_element(By.TAG_NAME, "main").get_attribute("data-page"))
+def _page(driver: Any, expected: str, timeout: float = 15.0) -> str:
+    """The page now shown, once it is ``expected`` (or the timeout passes): after a
+    click the browser may still show the previous page for a moment, so an
+    immediate read would race the navigation."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    def shown(d: Any) -> str | None:
+        try:
+            page = str(d.find_element(By.TAG_NAME, "main").get_attribute("data-page"))
+        except (NoSuchElementException, StaleElementReferenceException):
+            return None
+        return page if page == expected else None
+
+    try:
+        return str(WebDriverWait(driver, timeout, poll_frequency=0.1).until(shown))
+    except Exception:
+        try:
+            return str(driver.find_element(By.TAG_NAME, "main").get_attribute("data-page"))
+        except Exception:
+            return "<no main element>"
 
 
 def _shot(driver: Any, folder: Path, name: str) -> Path:
@@ -194,7 +215,7 @@ class TestClickThrough:
             _shot(driver, SCREENSHOT.parent, SCREENSHOT.stem)
 
         row.find_element(By.CSS_SELECTOR, '[data-testid="model-link"]').click()
-        assert _page(driver) == "model"
+        assert _page(driver, "model") == "model"
         assert _one(driver, "model-name").text.strip() == "Iris"
         versions = _all(driver, "version-row")
         assert [v.get_attribute("data-version") for v in versions] == ["2", "1"]
@@ -202,25 +223,25 @@ class TestClickThrough:
         _shot(driver, tmp_path, "model")
 
         versions[0].find_element(By.CSS_SELECTOR, '[data-testid="version-link"]').click()
-        assert _page(driver) == "version"
+        assert _page(driver, "version") == "version"
         assert "iris-train" in _one(driver, "lineage-datasets").text
         _shot(driver, tmp_path, "version")
 
         driver.find_element(By.CSS_SELECTOR, '[data-testid="nav-records"]').click()
-        assert _page(driver) == "records"
+        assert _page(driver, "records") == "records"
         assert len(_all(driver, "record-row")) == 50
         Select(_one(driver, "filter-status")).select_by_value("error")
         _one(driver, "filter-model").clear()
         _one(driver, "filter-model").send_keys("Iris")
         _one(driver, "filter-submit").click()
-        assert "status=error" in driver.current_url
+        WebDriverWait(driver, 15).until(lambda d: "status=error" in d.current_url)
         rows = _all(driver, "record-row")
         assert len(rows) == len([i for i in range(RECORDS) if i % 7 == 3])
         assert all("error" in r.text for r in rows)
         _shot(driver, tmp_path, "records-errors")
 
         rows[0].find_element(By.CSS_SELECTOR, '[data-testid="record-link"]').click()
-        assert _page(driver) == "record"
+        assert _page(driver, "record") == "record"
         assert _one(driver, "record-reference-id").text.strip() == "order-003"
         assert _one(driver, "record-error-type").text.strip() == "ValueError"
         assert "feature a out of range in call 3" in _one(driver, "record-error").text
@@ -241,7 +262,7 @@ class TestPromote:
         _shot(driver, tmp_path, "promoted")
 
         driver.find_element(By.CSS_SELECTOR, '[data-testid="promote-done"] a').click()
-        assert _page(driver) == "model"
+        assert _page(driver, "model") == "model"
         reasons = [e.text for e in _all(driver, "ledger-reason")]
         assert reason in reasons, reasons
         _shot(driver, tmp_path, "model-ledger")
@@ -260,7 +281,7 @@ class TestDrift:
 
     def test_charts(self, driver: Any, ui_server: UiServer, tmp_path: Path) -> None:
         driver.get(f"{ui_server.url}/ui/drift/Iris")
-        assert _page(driver) == "drift"
+        assert _page(driver, "drift") == "drift"
         assert _one(driver, "drift-verdict").get_attribute("data-drifted") == "true"
         charts = _all(driver, "drift-feature-chart")
         assert {c.get_attribute("data-feature") for c in charts} >= {"a", "b"}
