@@ -19,10 +19,35 @@ In Python, :func:`create_app` builds the ASGI app for a :class:`ServeConfig` (an
 optional ready ``Umlaut``), to run under any ASGI server.
 """
 
-from ._app import create_app
-from ._auth import hash_token
-from ._config import ModelSpec, ServeConfig
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._app import create_app
+    from ._auth import hash_token
+    from ._config import ModelSpec, ServeConfig
 
 __version__ = "0.1.0"
 
 __all__ = ["ModelSpec", "ServeConfig", "__version__", "create_app", "hash_token"]
+
+#: Loaded on first use: every ``Umlaut()`` loads this package's plugin module (the
+#: entry point), and importing Starlette there would tax every process that merely
+#: has the server installed.
+_LAZY = {
+    "create_app": "._app",
+    "hash_token": "._auth",
+    "ModelSpec": "._config",
+    "ServeConfig": "._config",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
