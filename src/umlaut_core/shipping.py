@@ -40,6 +40,8 @@ log = logging.getLogger("umlaut.delivery")
 #: Largest batch claimed at once; batches shrink towards ~1 s of work for slow trackers
 #: so that a stopping shipper is never long in the middle of one.
 MAX_BATCH = 500
+#: How long the shipper waits after a short batch for more records to gather.
+LINGER_S = 0.005
 _BATCH_SECONDS = 1.0
 #: How long a training-run write waits for its run to reach the store before it is
 #: dropped (see Shipper._ship_writes).
@@ -170,6 +172,10 @@ class Shipper:
                 backoff = min(backoff * 2, 5.0)
                 continue
             backoff = 0.1
+            if shipped and not until_empty and shipped < self.batch:
+                # Records arrive one call at a time: gather a few milliseconds of them
+                # rather than paying three transactions per record.
+                time.sleep(LINGER_S)
             if (until_empty and not shipped) or not wait(0.0 if shipped else 1.0):
                 return
 
