@@ -1,6 +1,7 @@
 """The web UI in a real headless Chromium (Selenium): one ``umlaut ui`` process per
 module on a SQLite store populated here; click through to a failed call, promote
-after signing in, the drift charts, axe's accessibility checks and screenshots.
+after signing in, the drift charts (and the computing state reloading into them),
+axe's accessibility checks and screenshots.
 
 Set ``UMLAUT_UPDATE_SCREENSHOTS=1`` to rewrite ``docs/images/ui-models.png``.
 """
@@ -291,6 +292,22 @@ class TestDrift:
             marks = svg.find_elements(By.CSS_SELECTOR, "rect, path, line, polyline, circle")
             assert len(marks) >= 3, chart.get_attribute("outerHTML")[:500]
         _shot(driver, tmp_path, "drift")
+
+    def test_computing_state_reloads_into_the_report(
+        self, driver: Any, ui_server: UiServer, tmp_path: Path
+    ) -> None:
+        url = f"{ui_server.url}/ui/drift/Iris?since=2001-01-01T00:00"  # a window not warmed
+        driver.get(url)
+        assert _page(driver, "drift") == "drift"
+        assert "reloads itself" in _one(driver, "drift-computing").text
+        _shot(driver, tmp_path, "drift-computing")
+        # No script runs here: only the page's <meta http-equiv="refresh"> brings the report.
+        WebDriverWait(driver, 20, poll_frequency=0.2).until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, '[data-testid="drift-verdict"]')
+        )
+        assert driver.current_url == url
+        assert _all(driver, "drift-feature-chart")
+        assert 'data-testid="drift-computing"' not in driver.page_source
 
 
 class TestAccessibility:

@@ -1,6 +1,7 @@
 """The web UI's routes through the ASGI app (no server process), on ``memory:`` and
 SQLite stores populated here: every page renders, filters and keyset paging, the
-streamed exports, promotion's guards, error pages, escaping, mounting and the CLI."""
+streamed exports, promotion's guards, error pages, escaping, the warm-up at startup,
+the drift page's cache and computing state, mounting and the CLI."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import csv
 import datetime as dt
 import io
 import json
+import logging
 import re
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,6 +28,7 @@ from click.testing import CliRunner
 from umlaut_server import ServeConfig, create_app, hash_token
 from umlaut_server._auth import parse_tokens
 from umlaut_server.ui import UiSettings, create_ui_app
+from umlaut_server.ui.cache import Revalidating
 from umlaut_server.ui.ledger import stage_on
 from umlaut_server.ui.traffic import REFRESH_PER_CALL, Traffic, hour_starts
 
@@ -44,9 +50,12 @@ CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
 
 
 class Client:
-    """A synchronous face on httpx's ASGI client (Starlette's TestClient warns)."""
+    """A synchronous face on httpx's ASGI client (Starlette's TestClient warns: it
+    wants httpx2). As a context manager it runs the app's lifespan, as uvicorn does:
+    startup before the first request, shutdown at the end."""
 
     def __init__(self, app: Any, token: str | None = None) -> None:
+        self.app = app
         self.runner = asyncio.Runner()
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         transport = httpx.ASGITransport(app=app)
@@ -68,6 +77,41 @@ class Client:
     def close(self) -> None:
         self.runner.run(self.http.aclose())
         self.runner.close()
+
+    def __enter__(self) -> Client:
+        self.runner.run(self._lifespan())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        async def shutdown() -> dict[str, Any]:
+            await self._events.put({"type": "lifespan.shutdown"})
+            await self._task
+            return await self._ended
+
+        assert self.runner.run(shutdown())["type"] == "lifespan.shutdown.complete"
+        self.close()
+
+    async def _lifespan(self) -> None:
+        self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        started = asyncio.get_running_loop().create_future()
+        self._ended = asyncio.get_running_loop().create_future()
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"].startswith("lifespan.startup"):
+                started.set_result(message)
+            else:
+                self._ended.set_result(message)
+
+        scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+        self._task = asyncio.ensure_future(self.app(scope, self._events.get, send))
+        await self._events.put({"type": "lifespan.startup"})
+        message = await started
+        assert message["type"] == "lifespan.startup.complete", message
+
+    @property
+    def ui(self) -> Any:
+        """The UI behind ``create_ui_app``'s app (its report cache, its counts)."""
+        return self.app.state.ui
 
 
 def _record(i: int, now: dt.datetime, model: str = "Iris", version: int = 2) -> AuditRecord:
@@ -236,6 +280,9 @@ class TestPages:
         assert 'data-testid="dataset-model-link">Iris v2<' in text
 
     def test_drift(self, client: Client, store: tuple[Umlaut, dict[str, Any]]) -> None:
+        first = client.get("/ui/drift/Iris?since=2001-01-01T00:00")
+        assert first.status_code == 200 and 'data-testid="drift-computing"' in first.text
+        assert client.ui.reports.wait_idle(30)
         r = client.get("/ui/drift/Iris?since=2001-01-01T00:00")
         assert r.status_code == 200 and 'data-testid="drift-verdict"' in r.text
         assert 'data-testid="drift-operations"' in r.text
@@ -510,6 +557,148 @@ class TestErrors:
             c.close()
 
 
+class Gate:
+    """Stands in for ``Umlaut.drift_report``: counts calls, holds each until opened,
+    then answers with the real report, or raises ``error``."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.calls = 0
+        self.opened = threading.Event()
+        self.error: Exception | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        assert self.opened.wait(30), "the gate was never opened"
+        if self.error is not None:
+            raise self.error
+        return self.real(*args, **kwargs)
+
+
+@pytest.fixture
+def gate(store: tuple[Umlaut, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[Gate]:
+    found = Gate(store[0].drift_report)
+    monkeypatch.setattr(store[0], "drift_report", found)
+    yield found
+    found.opened.set()  # no report thread left waiting
+
+
+DRIFT = "/ui/drift/Iris"
+REFRESH = '<meta http-equiv="refresh" content="2">'
+
+
+class TestWarmUpAndDriftCache:
+    """Startup warms the counts and drift reports; the drift page never waits for one."""
+
+    def test_startup_counts_traffic_and_leaves_reports_to_the_background(
+        self, store: tuple[Umlaut, Any], gate: Gate, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        um = store[0]
+        started = time.monotonic()
+        with Client(create_ui_app(um, UiSettings(TOKENS, warm_up=True)), READ) as c:
+            assert time.monotonic() - started < 10  # the gate holds the reports, not startup
+            with monkeypatch.context() as m:
+
+                def cold(query: RunQuery) -> int:
+                    raise AssertionError("the models page counted: the warm-up did not")
+
+                m.setattr(um.tracker, "count_runs", cold)
+                r = c.get("/ui/")
+            assert r.status_code == 200 and 'data-testid="calls-24h">' in r.text
+            computing = c.get(DRIFT)
+            assert 'data-testid="drift-computing"' in computing.text
+            gate.opened.set()
+            assert c.ui.reports.wait_idle(30)
+            assert gate.calls == 2  # Iris and the hostile model: one report each, no more
+            r = c.get(DRIFT)
+            assert 'data-testid="drift-verdict"' in r.text and REFRESH not in r.text
+
+    def test_warm_up_is_bounded_and_failures_are_logged(
+        self,
+        store: tuple[Umlaut, Any],
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        um = store[0]
+        held = threading.Event()
+        monkeypatch.setattr(um, "list_models", lambda: held.wait(30) and [])  # a store that hangs
+        settings = UiSettings(TOKENS, warm_up=True, warm_up_timeout=0.2)
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING, "umlaut.ui"), Client(create_ui_app(um, settings)):
+            assert time.monotonic() - started < 5
+            held.set()
+        assert "took over 0.2 s" in caplog.text
+
+        def down() -> list[Any]:
+            raise BackendError("cannot reach postgresql://umlaut:hunter2@db/umlaut")
+
+        monkeypatch.setattr(um, "list_models", down)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, "umlaut.ui"), Client(create_ui_app(um, settings)):
+            pass
+        assert "warming the models page failed (BackendError" in caplog.text
+
+    def test_computing_state_refreshes_itself_until_the_report(
+        self, store: tuple[Umlaut, Any], gate: Gate
+    ) -> None:
+        with Client(create_ui_app(store[0], UiSettings(TOKENS)), READ) as c:
+            for _ in range(3):  # however many ask, one computation
+                r = c.get(DRIFT)
+                assert r.status_code == 200 and 'data-testid="drift-computing"' in r.text
+                head = r.text.split("</head>")[0]
+                assert REFRESH in head and 'data-testid="drift-verdict"' not in r.text
+                csp = r.headers["content-security-policy"]  # no directive covers a refresh
+                assert "default-src 'none'" in csp and "script-src" not in csp
+            gate.opened.set()
+            assert c.ui.reports.wait_idle(30) and gate.calls == 1
+            r = c.get(DRIFT)
+            assert 'data-testid="drift-verdict"' in r.text and REFRESH not in r.text
+            assert 'data-testid="drift-computed" data-refreshing="false"' in r.text
+
+    def test_stale_report_is_shown_while_one_refresh_runs(
+        self, store: tuple[Umlaut, Any], gate: Gate
+    ) -> None:
+        settings = UiSettings(TOKENS, report_ttl=0.0)  # every report is stale at once
+        with Client(create_ui_app(store[0], settings), READ) as c:
+            gate.opened.set()
+            c.get(DRIFT)
+            assert c.ui.reports.wait_idle(30) and gate.calls == 1
+            gate.opened.clear()
+            for _ in range(3):  # the refresh is held: each view shows the last report
+                r = c.get(DRIFT)
+                assert 'data-testid="drift-verdict"' in r.text and REFRESH not in r.text
+                assert 'data-testid="drift-computed" data-refreshing="true"' in r.text
+            assert gate.calls == 2
+            gate.opened.set()
+            assert c.ui.reports.wait_idle(30) and gate.calls == 2
+
+    def test_a_failed_computation_is_shown_then_retried(
+        self, store: tuple[Umlaut, Any], gate: Gate
+    ) -> None:
+        gate.error = BackendError("cannot reach postgresql://umlaut:hunter2@db/umlaut")
+        gate.opened.set()
+        with Client(create_ui_app(store[0], UiSettings(TOKENS, report_ttl=0.0)), READ) as c:
+            assert 'data-testid="drift-computing"' in c.get(DRIFT).text
+            assert c.ui.reports.wait_idle(30)
+            r = c.get(DRIFT)
+            assert r.status_code == 503 and 'data-testid="drift-error"' in r.text
+            assert "hunter2" not in r.text and REFRESH not in r.text
+            assert 'data-testid="drift-computing"' in c.get(DRIFT).text  # shown: retried
+            assert c.ui.reports.wait_idle(30) and gate.calls == 2
+            assert c.get(DRIFT).status_code == 503
+
+            gate.error = None  # a good report, then a refresh that fails beside it
+            assert 'data-testid="drift-computing"' in c.get(DRIFT).text
+            assert c.ui.reports.wait_idle(30)
+            gate.error = ZeroDivisionError("boom")
+            c.get(DRIFT)
+            assert c.ui.reports.wait_idle(30)
+            r = c.get(DRIFT)
+            assert r.status_code == 200 and 'data-testid="drift-verdict"' in r.text
+            assert 'data-testid="drift-refresh-error" data-status="500"' in r.text
+            assert "ZeroDivisionError" not in r.text
+
+
 class TestMountingAndCli:
     """``umlaut serve --ui`` mounts the same pages; ``umlaut ui`` builds its app."""
 
@@ -526,6 +715,12 @@ class TestMountingAndCli:
         assert plain.get("/ui/").status_code == 404
         plain.close()
         assert ServeConfig.from_json(config.to_json()).ui is True
+
+    def test_serve_warms_the_ui_in_its_lifespan(self, fresh: Umlaut) -> None:
+        config = ServeConfig(all_models=True, tokens=TOKENS, ui=True, access_log=None)
+        with Client(create_app(config, fresh), READ) as c:  # closes ``fresh`` at the end
+            assert c.get("/ui/").status_code == 200
+            assert c.get("/ui/drift/Iris").status_code == 200
 
     def test_cli_needs_tokens_or_no_auth(self, monkeypatch: pytest.MonkeyPatch) -> None:
         import uvicorn
@@ -564,6 +759,24 @@ class TestParts:
         found = stage_on(changes, "Production", day.date())
         assert (found.at_start, found.at_end, len(found.moves)) == (1, 2, 1)
         assert stage_on(changes, "Production", dt.date(2026, 2, 1)).at_end is None
+
+    def test_one_computation_per_key_however_many_ask(self) -> None:
+        cache: Revalidating[int] = Revalidating(60.0)
+        held, calls = threading.Event(), []
+
+        def make() -> int:
+            calls.append(1)
+            held.wait(10)
+            return 7
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: cache.get("k", make), range(32)))
+        assert all(a.computing and a.value is None for a in answers)
+        held.set()
+        assert cache.wait_idle(10) and len(calls) == 1
+        got = cache.get("k", make)
+        assert (got.value, got.computing, got.stale, got.error) == (7, False, False, None)
+        cache.close()
 
     def test_counting_caches_settled_hours(self, store: tuple[Umlaut, Any]) -> None:
         um = store[0]

@@ -246,15 +246,19 @@ def create_app(config: ServeConfig, umlaut: Umlaut | None = None) -> Starlette:
         *_native.routes(e),
         *_v2.routes(e),
     ]
+    ui = None
     if config.ui:  # imported only when asked for: jinja2 stays off the scoring path
-        from .ui import UiSettings, ui_mount
+        from .ui import Ui, UiSettings
 
         settings = UiSettings(config.tokens, no_auth=config.no_auth, warm_up=True)
-        routes.append(ui_mount(server.service.umlaut, settings))
+        ui = Ui(server.service.umlaut, settings)
+        routes.append(ui.mount())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await _native.warm_up(server)
+        if ui is not None:
+            await ui.start()
         dumper = None
         if config.metrics_dir:  # several workers: publish this one's counters twice a second
             dumper = asyncio.get_running_loop().create_task(_publish(server.metrics))
@@ -263,6 +267,8 @@ def create_app(config: ServeConfig, umlaut: Umlaut | None = None) -> Starlette:
         finally:
             if dumper is not None:
                 dumper.cancel()
+            if ui is not None:
+                ui.stop()
             server.close()
 
     app = Starlette(

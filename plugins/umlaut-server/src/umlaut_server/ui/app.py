@@ -9,14 +9,14 @@ exceptions into error pages (never a traceback), renders the template, and adds 
 
 Pages live under one prefix (``/ui``), mounted in ``umlaut serve --ui`` or served
 by ``umlaut ui``; links are built from the mount's ``root_path``, so a reverse
-proxy's prefix carries through.
+proxy's prefix carries through. The host app's lifespan calls :meth:`Ui.start` (the
+warm-up, :mod:`.warm`) and :meth:`Ui.stop`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -37,7 +37,7 @@ from umlaut_core.exceptions import BackendNotFoundError
 
 from .._auth import TokenSet
 from .access import CSRF_COOKIE, Access, Scope, check_csrf, identify, require, set_cookie
-from .cache import TtlCache
+from .cache import Revalidating
 from .errors import UiError, from_exception
 from .templating import Links, environment
 from .traffic import Traffic
@@ -75,10 +75,13 @@ class UiSettings:
     :param traffic_ttl: seconds a settled hour's counts are reused (models page).
     :param traffic_live_ttl: seconds the current hour's counts are reused.
     :param traffic_cap: records paged per model on a tracker that cannot count.
-    :param report_ttl: seconds a drift report is reused for the same model, selector
-        and window (the default window starts on the minute, so reloads share it).
-    :param warm_up: count the models page's traffic in a background thread when the
-        UI starts, so its first view is as fast as the next.
+    :param report_ttl: seconds a drift report is shown for the same model, selector
+        and window before a view starts its refresh (the view still shows it, and
+        the next ones until the refresh is done).
+    :param warm_up: at startup (:meth:`Ui.start`), count the models page's traffic
+        before taking requests, then compute each listed model's default drift
+        report in the background, so no first view meets cold work.
+    :param warm_up_timeout: seconds startup waits at most for the traffic counts.
     """
 
     tokens: TokenSet = field(default_factory=lambda: TokenSet(()))
@@ -90,6 +93,7 @@ class UiSettings:
     traffic_cap: int = 5000
     report_ttl: float = 60.0
     warm_up: bool = False
+    warm_up_timeout: float = 10.0
     max_form_bytes: int = 64 * 1024
 
 
@@ -142,7 +146,8 @@ Handler = Callable[[PageRequest], "Page | Response"]
 
 
 class Ui:
-    """The UI over one facade: its routes, templates and traffic cache."""
+    """The UI over one facade: its routes, templates, traffic counts and drift
+    reports; :meth:`start` and :meth:`stop` belong in the host app's lifespan."""
 
     def __init__(self, umlaut: Umlaut, settings: UiSettings | None = None) -> None:
         self.umlaut = umlaut
@@ -154,24 +159,37 @@ class Ui:
             live_ttl=self.settings.traffic_live_ttl,
             cap=self.settings.traffic_cap,
         )
-        self.reports: TtlCache[Any] = TtlCache(self.settings.report_ttl)
+        self.reports: Revalidating[Any] = Revalidating(self.settings.report_ttl)
         self.store = umlaut.tracker.uri  # safe to print by the Tracker contract
         from .. import __version__
 
         self.version = __version__
-        if self.settings.warm_up:
-            threading.Thread(target=self._warm, name="umlaut-ui-warm", daemon=True).start()
 
-    def _warm(self) -> None:
-        try:
-            names = [m.name for m in self.umlaut.list_models()[: self.settings.page_size]]
-        except Exception as exc:  # the page will say what is wrong when it is asked
-            log.debug("warming the models page stopped: %s", exc)
-            return
-        self.traffic.warm(names, utcnow())
+    async def start(self) -> None:
+        """The lifespan's startup: the warm-up, when ``settings.warm_up``."""
+        if self.settings.warm_up:
+            from .warm import warm_up
+
+            await warm_up(self)
+
+    def stop(self) -> None:
+        """The lifespan's shutdown: no more drift reports start."""
+        self.reports.close()
+
+    def mount(self) -> Mount:
+        """These pages as a ``Mount`` at ``/ui`` for a Starlette app."""
+        return Mount(PREFIX, routes=self.routes())
 
     def routes(self) -> list[BaseRoute]:
-        from . import account_pages, audit_pages, data_pages, model_pages, training_pages
+        """Every page's route, relative to the mount's prefix."""
+        from . import (
+            account_pages,
+            audit_pages,
+            data_pages,
+            drift_pages,
+            model_pages,
+            training_pages,
+        )
 
         r = self.route
         get, post = ["GET"], ["POST"]
@@ -184,7 +202,7 @@ class Ui:
                 r(model_pages.promote, scope="admin"),
                 methods=post,
             ),
-            Route("/drift/{name:path}", r(data_pages.drift, concern="datasets"), methods=get),
+            Route("/drift/{name:path}", r(drift_pages.drift, concern="datasets"), methods=get),
             Route("/records", r(audit_pages.records), methods=get),
             Route("/records.csv", r(audit_pages.export_csv), methods=get),
             Route("/records.jsonl", r(audit_pages.export_jsonl), methods=get),
@@ -215,6 +233,8 @@ class Ui:
     def route(
         self, handler: Handler, *, scope: Scope = "read", concern: str | None = None
     ) -> Callable[[Request], Any]:
+        """``handler`` as a Starlette endpoint, through the wrapper described above."""
+
         async def endpoint(request: Request) -> Response:
             started = time.perf_counter()
             form: dict[str, str] | UiError = {}
@@ -288,6 +308,7 @@ class Ui:
         return response
 
     def render(self, page: PageRequest, result: Page) -> HTMLResponse:
+        """A page's template rendered with its values and the ones every page has."""
         template = self.env.get_template(result.template)
         html = template.render(
             u=page.links,
@@ -306,6 +327,7 @@ class Ui:
         return response
 
     def error(self, error: UiError, page: PageRequest) -> Page:
+        """The error page for ``error`` (the sign-in form for a 401)."""
         if error.status == 401:  # the sign-in form, coming back here after
             back = page.here() if page.request.method == "GET" else page.request.url.path
             return Page(
@@ -315,6 +337,7 @@ class Ui:
         return Page("error.html", context, title=error.title, status=error.status)
 
     def missing(self, concern: str, message: str) -> Page:
+        """The page saying this backend keeps no ``concern`` (training runs, datasets)."""
         context = {"concern": concern, "message": message}
         nav = "training-runs" if concern == "training runs" else "datasets"
         return Page("missing.html", context, title=f"No {concern} here", nav=nav)
@@ -325,33 +348,37 @@ def _where(request: Request) -> str:
 
 
 def ui_mount(umlaut: Umlaut, settings: UiSettings | None = None) -> Mount:
-    """The UI as a ``Mount`` at ``/ui`` for another Starlette app (``umlaut serve
-    --ui``); the app keeps owning ``umlaut``."""
-    return Mount(PREFIX, routes=Ui(umlaut, settings).routes())
+    """The UI as a ``Mount`` at ``/ui`` for another Starlette app, which keeps owning
+    ``umlaut``. It warms nothing up: for that, build a :class:`Ui`, add its
+    :meth:`~Ui.mount` and call :meth:`~Ui.start`/:meth:`~Ui.stop` in the app's
+    lifespan (as ``umlaut serve --ui`` does)."""
+    return Ui(umlaut, settings).mount()
 
 
 def create_ui_app(
     umlaut: Umlaut, settings: UiSettings | None = None, *, close: bool = False
 ) -> Starlette:
-    """The UI alone (``umlaut ui``): pages under ``/ui``, ``/`` redirecting there.
+    """The UI alone (``umlaut ui``): pages under ``/ui``, ``/`` redirecting there;
+    its lifespan runs :meth:`Ui.start` (``app.state.ui``) and :meth:`Ui.stop`.
 
     :param close: close ``umlaut`` when the app shuts down (ASGI lifespan).
     """
+    ui = Ui(umlaut, settings)
 
     async def home(request: Request) -> Response:
         return RedirectResponse(request.scope.get("root_path", "") + PREFIX + "/", 307)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await ui.start()
         try:
             yield
         finally:
+            ui.stop()
             if close:
                 umlaut.close()
 
-    app = Starlette(
-        routes=[Route("/", home, methods=["GET"]), ui_mount(umlaut, settings)],
-        lifespan=lifespan,
-    )
+    app = Starlette(routes=[Route("/", home, methods=["GET"]), ui.mount()], lifespan=lifespan)
     app.state.umlaut = umlaut
+    app.state.ui = ui
     return app

@@ -23,7 +23,6 @@ A tracker without it (the MLflow server) is paged newest first through
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import threading
 import time
 from collections.abc import Iterable
@@ -37,8 +36,6 @@ if TYPE_CHECKING:
     from umlaut_core import Umlaut
 
 __all__ = ["DayTraffic", "Traffic", "hour_starts"]
-
-log = logging.getLogger("umlaut.ui")
 
 HOURS = 24
 _HOUR = dt.timedelta(hours=1)
@@ -105,13 +102,10 @@ class Traffic:
         return self._paged(model, now)
 
     def warm(self, models: Iterable[str], now: dt.datetime) -> None:
-        """Count ahead of the first page (a background thread at start); a failure
-        only means the page counts for itself."""
-        try:
-            for model in models:
-                self.day(model, now)
-        except Exception as exc:
-            log.debug("warming the models page's counts stopped: %s", exc)
+        """Count ahead of the first page (at startup: :mod:`.warm`, which logs a
+        failure; the page then counts what is missing itself)."""
+        for model in models:
+            self.day(model, now)
 
     def _counted(self, tracker: ScanningTracker, model: str, now: dt.datetime) -> DayTraffic:
         hours = hour_starts(now)
