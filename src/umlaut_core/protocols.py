@@ -15,6 +15,7 @@ from .records import (
     AuditRecord,
     ModelInfo,
     ModelVersion,
+    RunColumns,
     RunQuery,
     StageChange,
     StoredObject,
@@ -24,6 +25,7 @@ from .records import (
 __all__ = [
     "ArtifactStore",
     "Capability",
+    "ColumnScanningTracker",
     "ImportingTracker",
     "ListingArtifactStore",
     "ScanningTracker",
@@ -73,6 +75,11 @@ class Capability(enum.Enum):
     #: :class:`ScanningTracker` (``scan_runs``, ``count_runs``). Without it a copy
     #: pages through ``query_runs`` instead. (versionadded: 0.3)
     SCAN_RUNS = "scan_runs"
+    #: The tracker streams the few columns of audit records a drift report reads:
+    #: :class:`ColumnScanningTracker` (``scan_run_columns``). Without it a report reads
+    #: whole records (``scan_runs``, else ``query_runs`` pages) and makes the columns
+    #: itself, the same values at a higher cost. (versionadded: 0.4)
+    SCAN_COLUMNS = "scan_columns"
     #: An *artifact store* (in its own ``capabilities`` attribute) that lists what it
     #: holds: :class:`ListingArtifactStore` (``list``), used by ``umlaut gc``.
     #: (versionadded: 0.3)
@@ -326,6 +333,31 @@ class ScanningTracker(Tracker, Protocol):
 
     def count_runs(self, query: RunQuery) -> int:
         """How many records ``scan_runs(query)`` would yield (``limit`` ignored)."""
+        ...
+
+
+class ColumnScanningTracker(Tracker, Protocol):
+    """What a tracker declaring ``Capability.SCAN_COLUMNS`` adds: the inputs, outputs,
+    statuses, error types and durations of many audit records, without building the
+    records (drift reports over millions of calls read them).
+
+    ``umlaut_core.datasets.trail.scan_columns`` is the fallback for trackers without
+    it, and the executable statement of what it returns.
+    """
+
+    def scan_run_columns(self, query: RunQuery, limit: int | None = None) -> Iterator[RunColumns]:
+        """The records ``scan_runs(query)`` would yield, as consecutive chunks of columns.
+
+        Oldest first (ascending ``id``) across and within chunks, every filter of
+        ``query`` meaning what it means for ``query_runs``; ``query.limit`` is ignored.
+        Chunks are never empty and their size is the tracker's choice; fetch them a
+        page at a time so memory stays bounded however many records match.
+
+        :param query: the filters.
+        :param limit: at most this many records, the oldest (None: all of them).
+        :return: the chunks; none when nothing matches. The iterator may hold a
+            connection until it is exhausted or closed.
+        """
         ...
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -26,6 +26,7 @@ __all__ = [
     "StageChange",
     "Status",
     "RecordFields",
+    "RunColumns",
     "StoredObject",
     "VersionDraft",
     "audit_record",
@@ -206,6 +207,32 @@ audit_record: Callable[..., AuditRecord] = _positional_factory(AuditRecord)
 fields_of: Callable[[AuditRecord], RecordFields] = operator.attrgetter(
     *(f.name for f in dataclasses.fields(AuditRecord))
 )
+
+
+@dataclass(frozen=True, slots=True)
+class RunColumns:
+    """A chunk of consecutive audit records as the five columns a drift report reads
+    of each (see :class:`~umlaut_core.protocols.ColumnScanningTracker`).
+
+    The sequences have one item per record, all in the same order (oldest first from
+    ``scan_run_columns``), and hold the :class:`AuditRecord` fields of the same names.
+    Ids, selectors, tags and messages are left out, and of the start times only the
+    chunk's first and last are kept (timezone-aware UTC): a report needs its window's
+    span alone, and a ``datetime`` per record costs about a second per million.
+    """
+
+    inputs_json: Sequence[str]
+    output_json: Sequence[str | None]
+    status: Sequence[Status]
+    error_type: Sequence[str | None]
+    duration_ms: Sequence[float]
+    #: The first ``started_at`` among the chunk's records.
+    earliest: datetime
+    #: The last ``started_at`` among the chunk's records.
+    latest: datetime
+
+    def __len__(self) -> int:
+        return len(self.status)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import math
 from collections.abc import Iterator, Sequence
+from itertools import islice
 from typing import Any, Literal
 
 import numpy as np
@@ -28,12 +29,13 @@ from umlaut_core.datasets.drift import (
     psi,
     wasserstein_distance,
 )
-from umlaut_core.datasets.monitor import DriftMonitor, first_records, scan_records
+from umlaut_core.datasets.monitor import DriftMonitor
 from umlaut_core.datasets.records import ColumnProfile, DatasetVersion
+from umlaut_core.datasets.trail import columns_of, first_records, scan_columns, scan_records
 from umlaut_core.encoding import to_jsonable
 from umlaut_core.ids import encode_id
 from umlaut_core.protocols import Capability
-from umlaut_core.records import AuditRecord, RunQuery
+from umlaut_core.records import AuditRecord, RunColumns, RunQuery
 from umlaut_core.testing.models import Echo
 
 pd = pytest.importorskip("pandas")
@@ -187,6 +189,27 @@ class TestStatistics:
         ks, w1 = ks_wasserstein(a, b)
         assert abs(ks - stats.ks_2samp(a, b).statistic) <= 1e-9
         assert abs(w1 - stats.wasserstein_distance(a, b)) <= 1e-9
+
+    @pytest.mark.parametrize("heavy", [0, 100_000])
+    def test_ties_across_many_steps_match_scipy(self, rng: np.random.Generator, heavy: int) -> None:
+        # Runs of tied values crossing step edges; with `heavy`, one run longer than a step.
+        stats = pytest.importorskip("scipy.stats")
+        a = np.r_[rng.integers(0, 12, 150_000), np.full(heavy, 5)].astype(float)
+        b = rng.integers(0, 15, 90_000).astype(float)
+        ks, w1 = ks_wasserstein(a, b)
+        assert abs(ks - stats.ks_2samp(a, b).statistic) <= 1e-9
+        assert abs(w1 - stats.wasserstein_distance(a, b)) <= 1e-9
+
+    def test_bins_from_the_pool_match_binning_every_value(self, rng: np.random.Generator) -> None:
+        # With a sample, the current values' bins come from positions in the sorted pool.
+        ref = NumericReference.build(sample=rng.normal(0, 1, 5_000).round(1))
+        assert ref is not None and ref.sample is not None
+        current = np.r_[rng.normal(0.3, 1.5, 20_000).round(1), ref.edges, [ref.low, ref.high]]
+        pooled = compare_numeric("x", ref, current, 21_000)
+        binned = compare_numeric("x", dataclasses.replace(ref, sample=None), current, 21_000)
+        assert pooled.psi == binned.psi and pooled.psi is not None
+        assert pooled.out_of_range_share == binned.out_of_range_share
+        assert pooled.out_of_range_share is not None and pooled.out_of_range_share > 0
 
     def test_empty_sample_is_refused(self) -> None:
         with pytest.raises(ValueError, match="at least one value"):
@@ -440,6 +463,25 @@ class TestReadingRecords:
         assert [f.name for f in report.features] == ["x", "d"]
         assert feature(report, "d").status == "not compared"
 
+    def test_columns_read_like_records(self, rng: np.random.Generator) -> None:
+        frame = self.frame()
+        recs = [
+            record({"x": float(v), "c": "ab"[i % 2]}, float(v) * 2, duration=i,
+                   at=T0 + dt.timedelta(seconds=i))
+            for i, v in enumerate(rng.normal(50, 30, 5_000))
+        ]  # fmt: skip
+        recs += [record({"x": 1.0}, status="error", error_type="x.InputValidationError")] * 3
+        by_records = DriftMonitor(dataset_of(frame), frame)
+        by_records.add(recs)
+        by_columns = DriftMonitor(dataset_of(frame), frame)
+        # Chunks of any size, in any order: what a tracker's scan_run_columns may give.
+        chunks = list(columns_of(recs))
+        assert [len(c) for c in chunks] == [2_000, 2_000, 1_003]
+        by_columns.add_columns(chunks[::-1])
+        report = by_columns.report("m", 1)
+        assert report == by_records.report("m", 1)
+        assert report.operations.refused == 3 and report.last_record == recs[4_999].started_at
+
     def test_reports_once(self) -> None:
         frame = self.frame()
         monitor = DriftMonitor(dataset_of(frame), frame)
@@ -544,8 +586,22 @@ class _Paging:
         return self.inner.query_runs(query)  # type: ignore[no-any-return]
 
 
+class _Columns:
+    """A tracker declaring ``Capability.SCAN_COLUMNS``, counting its scans."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.capabilities = inner.capabilities | {Capability.SCAN_COLUMNS}
+        self.scans = 0
+
+    def scan_run_columns(self, query: RunQuery, limit: int | None = None) -> Iterator[RunColumns]:
+        self.scans += 1
+        records = self.inner.scan_runs(query)
+        return columns_of(records if limit is None else islice(records, limit))
+
+
 class TestTrail:
-    """Both ways of reading records give the same ones; the baseline is the oldest."""
+    """Every way of reading records gives the same ones; the baseline is the oldest."""
 
     @pytest.fixture
     def um(self) -> Iterator[Umlaut]:
@@ -568,6 +624,19 @@ class TestTrail:
         direct = [r.id for r in scan_records(um.tracker, query)]
         paged = [r.id for r in scan_records(_Paging(um.tracker), query)]  # type: ignore[arg-type]
         assert direct == sorted(paged) and len(direct) == 11_900
+
+    @pytest.mark.parametrize("limit", [None, 1, 5_001, 20_000])
+    def test_scan_columns_every_way(self, um: Umlaut, limit: int | None) -> None:
+        query = RunQuery(model_name="m", version=1, since=T0 + dt.timedelta(seconds=100))
+        columns = _Columns(um.tracker)
+        want = list(range(100, 12_000 if limit is None else min(100 + limit, 12_000)))
+        for tracker in (um.tracker, _Paging(um.tracker), columns):
+            chunks = list(scan_columns(tracker, query, limit))  # type: ignore[arg-type]
+            got = sorted(json.loads(o or "") for c in chunks for o in c.output_json)
+            assert got == want
+            assert min(c.earliest for c in chunks) == T0 + dt.timedelta(seconds=want[0])
+            assert max(c.latest for c in chunks) == T0 + dt.timedelta(seconds=want[-1])
+        assert columns.scans == 1
 
 
 class TestFacade:

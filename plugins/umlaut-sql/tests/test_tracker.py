@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import json
 import os
 import sqlite3
 import subprocess
@@ -12,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from umlaut_sql import SqlTracker
+from umlaut_sql import SqlTracker, _audit
 
 from umlaut_core import Umlaut
 from umlaut_core.exceptions import BackendError, ConfigurationError
@@ -81,6 +83,49 @@ class TestRecordRuns:
         with any_tracker._engine.connect() as conn:
             text = conn.exec_driver_sql("SELECT started_at FROM umlaut_runs").scalar()
         assert text == "2024-03-01T09:30:00.000000+00:00"
+
+
+class TestScanRunColumns:
+    """Column scans page by id, stop at the limit, and read like whole records."""
+
+    def test_pages_and_limits(
+        self, any_tracker: SqlTracker, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(_audit, "SCAN_PAGE", 3)
+        any_tracker.record_runs(_record(i) for i in range(9))
+        query = RunQuery(model_name="m")
+        # A full last page is followed by an empty one, which yields no chunk.
+        assert [len(c) for c in any_tracker.scan_run_columns(query)] == [3, 3, 3]
+        for limit in (1, 3, 4, 8, 9, 10):
+            chunks = list(any_tracker.scan_run_columns(query, limit))
+            got = [json.loads(text)["i"] for c in chunks for text in c.inputs_json]
+            assert got == list(range(min(limit, 9)))
+            assert chunks[-1].latest == T0 + dt.timedelta(seconds=min(limit, 9) - 1)
+
+    def test_a_drift_monitor_reads_the_same(self, any_tracker: SqlTracker) -> None:
+        pytest.importorskip("numpy")
+        from umlaut_core.datasets.monitor import DriftMonitor
+
+        # "late" is null in the first 3,000 outputs: its kind comes from the first 2,000.
+        any_tracker.record_runs(
+            _record(i, output_json=json.dumps({"p": i % 7, "k": "ab"[i % 2],
+                                               "late": "xy"[i % 2] if i >= 3_000 else None}),
+                    duration_ms=i / 7)
+            if i % 11 else
+            _record(i, output_json=None, status="error", error_type="x.InputValidationError")
+            for i in range(25_000)
+        )  # fmt: skip
+        query = RunQuery(model_name="m")
+        by_columns, by_records = DriftMonitor(), DriftMonitor()
+        by_columns.add_columns(any_tracker.scan_run_columns(query))
+        by_columns.add_baseline_columns(any_tracker.scan_run_columns(query, 1_000))
+        by_records.add(any_tracker.scan_runs(query))
+        by_records.add_baseline(itertools.islice(any_tracker.scan_runs(query), 1_000))
+        report = by_columns.report("m", 1)
+        assert report == by_records.report("m", 1)
+        assert [p.kind for p in report.predictions] == ["numeric", "categorical", "numeric"]
+        assert (report.operations.calls, report.operations.refused) == (25_000, 2_273)
+        assert report.baseline_calls == 1_000 - 91  # the first 1,000 records hold 91 errors
 
 
 class TestRowText:

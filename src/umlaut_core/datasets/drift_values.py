@@ -13,19 +13,17 @@ import datetime as dt
 import importlib
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ..records import AuditRecord
 from .drift import CategoricalReference, epoch_seconds, label
 
 __all__ = [
     "CHUNK", "MAX_LABELS", "MAX_SERIES", "UNREADABLE", "Labels", "Numbers", "Outputs",
-    "chunks", "input_rows", "outputs_of", "parse_json", "widen",
+    "input_rows", "outputs_of", "parse_json", "widen",
 ]  # fmt: skip
 
 
@@ -196,7 +194,7 @@ class Outputs:
 # -- reading records -----------------------------------------------------------------
 
 
-def parse_json(texts: list[str]) -> list[Any]:
+def parse_json(texts: Sequence[str]) -> list[Any]:
     """Each JSON text decoded; one that cannot be becomes ``UNREADABLE``."""
     try:
         got = _loads("[" + ",".join(texts) + "]")
@@ -239,24 +237,15 @@ def input_rows(inputs: list[Any]) -> tuple[list[dict[str, Any]], int]:
     return rows, unreadable
 
 
-def chunks(records: Iterable[AuditRecord]) -> Iterator[list[AuditRecord]]:
-    """``records`` in lists of :data:`CHUNK`."""
-    it = iter(records)
-    while chunk := list(islice(it, CHUNK)):
-        yield chunk
-
-
-def outputs_of(chunk: list[AuditRecord]) -> list[Any]:
-    """The decoded outputs of the chunk's successful calls."""
-    texts = [r.output_json for r in chunk if r.status == "ok" and r.output_json is not None]
+def outputs_of(status: Sequence[str], outputs: Sequence[str | None]) -> list[Any]:
+    """The decoded outputs of the successful calls among these (columns of records)."""
+    texts = [o for s, o in zip(status, outputs, strict=True) if s == "ok" and o is not None]
     return [v for v in parse_json(texts) if v is not UNREADABLE]
 
 
-def widen(span: list[dt.datetime], chunk: list[AuditRecord]) -> None:
-    """Stretch ``[first, last]`` to cover the chunk's start times."""
-    times = [r.started_at for r in chunk]
-    low, high = min(times), max(times)
+def widen(span: list[dt.datetime], earliest: dt.datetime, latest: dt.datetime) -> None:
+    """Stretch ``[first, last]`` to cover ``earliest`` to ``latest``."""
     if not span:
-        span += [low, high]
+        span += [earliest, latest]
     else:
-        span[0], span[1] = min(span[0], low), max(span[1], high)
+        span[0], span[1] = min(span[0], earliest), max(span[1], latest)

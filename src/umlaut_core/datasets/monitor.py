@@ -2,13 +2,14 @@
 
 :func:`build_drift_report` resolves the version, finds the dataset it was trained on
 (its ``train`` link, or ``dataset=``), loads that data for reference when it can, then
-streams the window's audit records once, oldest first where the tracker can
-(``Capability.SCAN_RUNS``), else newest first a page at a time. Nothing of a record is
-kept but the values compared (:mod:`umlaut_core.datasets.drift_values`): per numeric
-feature its floats in numpy arrays (8 bytes a value), per categorical feature counts
-per bucket, and one float per call for latency, so 1,000,000 records of ten features
-hold about 90 MB. The statistics then take one feature at a time and let its values
-go before the next.
+streams the window's audit records once (:mod:`umlaut_core.datasets.trail`): only the
+columns a report reads where the tracker offers them (``Capability.SCAN_COLUMNS``),
+else whole records, oldest first where the tracker can (``Capability.SCAN_RUNS``),
+else newest first a page at a time. Nothing of a record is kept but the values
+compared (:mod:`umlaut_core.datasets.drift_values`): per numeric feature its floats in
+numpy arrays (8 bytes a value), per categorical feature counts per bucket, and one
+float per call for latency, so 1,000,000 records of ten features hold about 90 MB.
+The statistics then take one feature at a time and let its values go before the next.
 
 Inputs are read as a model received them: one row (a dict of column → value), a list
 of rows, or a DataFrame in its audit encoding (rows as dicts, in a list or keyed by
@@ -29,21 +30,18 @@ enough that KS moves by less than 0.01 from sampling alone).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import sys
 from array import array
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import islice
-from typing import TYPE_CHECKING, Any, Literal, cast
+from collections.abc import Iterable, Sequence
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from .._arguments import as_utc
 from ..exceptions import BackendNotFoundError, ConfigurationError, UmlautError
-from ..protocols import Capability, ScanningTracker, Tracker
-from ..records import AuditRecord, RunQuery
+from ..records import AuditRecord, RunColumns, RunQuery
 from .drift import (
     TOP_CATEGORIES,
     CategoricalReference,
@@ -56,17 +54,18 @@ from .drift import (
     compare_categorical,
 )
 from .drift_values import (
+    CHUNK,
     MAX_SERIES,
     Labels,
     Numbers,
     Outputs,
-    chunks,
     input_rows,
     outputs_of,
     parse_json,
     widen,
 )
 from .records import ColumnProfile, DatasetVersion
+from .trail import columns_of, first_records, scan_columns, scan_records
 
 if TYPE_CHECKING:
     from .._api import Umlaut
@@ -77,58 +76,9 @@ __all__ = ["BASELINE_MAX", "DriftMonitor", "build_drift_report", "first_records"
 BASELINE_MAX = 100_000
 #: The most distinct training values of a categorical feature kept to spot unseen ones.
 MAX_KNOWN = 100_000
-_PAGE = 5_000
 _NUMERIC = frozenset({"integer", "float", "datetime", "date"})
 _TIMES = frozenset({"datetime", "date"})
 _CATEGORICAL = frozenset({"boolean", "string", "category"})
-
-
-# -- reading the trail ---------------------------------------------------------------
-
-
-def scan_records(tracker: Tracker, query: RunQuery) -> Iterator[AuditRecord]:
-    """Every record matching ``query``: oldest first through ``scan_runs``, else
-    newest first through keyset pages of ``query_runs``."""
-    if Capability.SCAN_RUNS in tracker.capabilities:
-        # The tracker's own iterator, not wrapped: a generator frame per record costs.
-        return cast(ScanningTracker, tracker).scan_runs(query)
-    return _pages(tracker, query)
-
-
-def _pages(tracker: Tracker, query: RunQuery) -> Iterator[AuditRecord]:
-    before = query.before
-    while True:
-        page = tracker.query_runs(dataclasses.replace(query, limit=_PAGE, before=before))
-        yield from page
-        if len(page) < _PAGE:
-            return
-        before = page[-1].id
-
-
-def first_records(tracker: Tracker, query: RunQuery, n: int) -> Iterator[AuditRecord]:
-    """The ``n`` oldest records matching ``query`` (in any order)."""
-    if Capability.SCAN_RUNS in tracker.capabilities:
-        scan = cast(ScanningTracker, tracker).scan_runs(query)
-        try:
-            yield from islice(scan, n)
-        finally:
-            close = getattr(scan, "close", None)  # a generator may hold a connection
-            if close is not None:
-                close()
-        return
-    # Pages come newest first: remember where the last pages began (enough for n
-    # records), then read those pages again, skipping the newer records at the start.
-    pages: deque[tuple[str | None, int]] = deque(maxlen=n // _PAGE + 2)
-    before = query.before
-    while True:
-        page = tracker.query_runs(dataclasses.replace(query, limit=_PAGE, before=before))
-        pages.append((before, len(page)))
-        if len(page) < _PAGE:
-            break
-        before = page[-1].id
-    skip = max(sum(size for _, size in pages) - n, 0)
-    again = dataclasses.replace(query, before=pages[0][0])
-    yield from islice(scan_records(tracker, again), skip, None)
 
 
 # -- the monitor ---------------------------------------------------------------------
@@ -175,34 +125,60 @@ class DriftMonitor:
 
     def add(self, records: Iterable[AuditRecord]) -> None:
         """Read the window's records (any order); none of them is kept."""
+        self.add_columns(columns_of(records))
+
+    def add_columns(self, chunks: Iterable[RunColumns]) -> None:
+        """:meth:`add` for records given as their columns (``scan_columns``)."""
         self._check_open()
-        sinks = [(p.name, sink) for p, _, sink in self._features if sink is not None]
-        for chunk in chunks(records):
-            self._ops[0] += len(chunk)
-            failed = [r.error_type or "" for r in chunk if r.status == "error"]
-            self._ops[1] += len(failed)
-            self._ops[2] += sum(1 for t in failed if t.endswith("InputValidationError"))
-            self._durations.extend([r.duration_ms for r in chunk])
-            widen(self._span, chunk)
-            if sinks:
-                inputs = parse_json([r.inputs_json for r in chunk])
-                rows, unreadable = input_rows(inputs)
-                self._rows += len(rows)
-                self._unreadable += unreadable
-                for name, sink in sinks:
-                    try:  # a subscript costs a third less than .get(), and keys are rarely missing
-                        column = [row[name] for row in rows]
-                    except KeyError:
-                        column = [row.get(name) for row in rows]
-                    sink.add(column)
-            self._window.add(outputs_of(chunk))
+        sinks = [
+            (p.name, itemgetter(p.name), sink) for p, _, sink in self._features if sink is not None
+        ]
+        for columns in chunks:
+            status = columns.status
+            self._ops[0] += len(status)
+            if failed := status.count("error"):
+                self._ops[1] += failed
+                self._ops[2] += sum(
+                    1 for s, t in zip(status, columns.error_type, strict=True)
+                    if s == "error" and t is not None and t.endswith("InputValidationError")
+                )  # fmt: skip
+            self._durations.extend(columns.duration_ms)
+            widen(self._span, columns.earliest, columns.latest)
+            inputs, outputs = columns.inputs_json, columns.output_json
+            # Slices of CHUNK: parsing stays bounded, and outputs are grouped as whole
+            # records are (a new prediction series takes its kind from its first group).
+            for start in range(0, len(status), CHUNK):
+                end = start + CHUNK
+                if sinks:
+                    self._add_inputs(inputs[start:end], sinks)
+                self._window.add(outputs_of(status[start:end], outputs[start:end]))
+
+    def _add_inputs(
+        self, texts: Sequence[str], sinks: list[tuple[str, Any, Numbers | Labels]]
+    ) -> None:
+        rows, unreadable = input_rows(parse_json(texts))
+        self._rows += len(rows)
+        self._unreadable += unreadable
+        for name, pick, sink in sinks:
+            try:  # itemgetter through map runs no bytecode per row; keys are rarely missing
+                column = list(map(pick, rows))
+            except KeyError:
+                column = [row.get(name) for row in rows]
+            sink.add(column)
 
     def add_baseline(self, records: Iterable[AuditRecord]) -> None:
         """Read the version's first successful calls, the reference of predictions."""
+        self.add_baseline_columns(columns_of(records))
+
+    def add_baseline_columns(self, chunks: Iterable[RunColumns]) -> None:
+        """:meth:`add_baseline` for records given as their columns (``scan_columns``)."""
         self._check_open()
-        for chunk in chunks(records):
-            widen(self._baseline_span, chunk)
-            self._baseline.add(outputs_of(chunk))
+        for columns in chunks:
+            widen(self._baseline_span, columns.earliest, columns.latest)
+            status, outputs = columns.status, columns.output_json
+            for start in range(0, len(status), CHUNK):
+                end = start + CHUNK
+                self._baseline.add(outputs_of(status[start:end], outputs[start:end]))
 
     def _check_open(self) -> None:
         if self._results is not None:
@@ -356,11 +332,11 @@ def build_drift_report(
         since=_instant(since, "since"), until=_instant(until, "until"),
     )  # fmt: skip
     tracker = umlaut.tracker
-    monitor.add(scan_records(tracker, window))
+    monitor.add_columns(scan_columns(tracker, window))
     wanted = min(monitor.predicted, BASELINE_MAX)
     if wanted:
         first = RunQuery(model_name=mv.name, version=mv.version, status="ok")
-        monitor.add_baseline(first_records(tracker, first, wanted))
+        monitor.add_baseline_columns(scan_columns(tracker, first, wanted))
     return monitor.report(mv.name, mv.version, since=window.since, until=window.until,
                           notes=notes)  # fmt: skip
 

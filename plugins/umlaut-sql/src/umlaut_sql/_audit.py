@@ -1,7 +1,8 @@
 """Audit records in ``umlaut_runs``: writing (one transaction per batch, ids as
 idempotency keys, a COPY path for imports on PostgreSQL) and reading (filtered pages,
-oldest-first scans, counts). A mixin of :class:`~umlaut_sql._tracker.SqlTracker`,
-which supplies the connections (``_hot``), the dialect and the prepared statements.
+oldest-first scans of records or of the columns a drift report reads, counts). A
+mixin of :class:`~umlaut_sql._tracker.SqlTracker`, which supplies the connections
+(``_hot``), the dialect and the prepared statements.
 """
 
 from __future__ import annotations
@@ -9,24 +10,30 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+import operator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from umlaut_core.ids import id_floor
-from umlaut_core.records import AuditRecord, RunQuery
+from umlaut_core.records import AuditRecord, RunColumns, RunQuery
 
 from . import _schema as s
-from ._rows import RUN_COLUMNS, fmt_time, record_from_row, row_from_fields, run_row
+from ._rows import RUN_COLUMNS, fmt_time, parse_time, record_from_row, row_from_fields, run_row
 
 __all__ = ["SqlAuditRecords"]
 
 CHUNK = 1000
 #: Rows per COPY in ``import_runs`` on PostgreSQL (held in memory while written).
 COPY_BATCH = 20_000
-#: Records per page of ``scan_runs``.
+#: Records per page of ``scan_runs`` and ``scan_run_columns``.
 SCAN_PAGE = 10_000
+#: What ``scan_run_columns`` selects: the id for the next page, then ``RunColumns``.
+_LEAN_COLUMNS = (
+    "id", "inputs", "output", "status", "error_type", "duration_ms", "started_at",
+)  # fmt: skip
+_COLUMN = [operator.itemgetter(k) for k in range(len(_LEAN_COLUMNS))]
 _COPY_DIRECT = f"COPY umlaut_runs ({', '.join(RUN_COLUMNS)}) FROM STDIN"
 _COPY_TEMP = f"COPY umlaut_runs_import ({', '.join(RUN_COLUMNS)}) FROM STDIN"
 _TEMP_TABLE = (
@@ -41,7 +48,8 @@ _ID_SLACK = dt.timedelta(minutes=1)
 
 
 class SqlAuditRecords:
-    """``record_runs``, ``import_runs``, ``query_runs``, ``scan_runs``, ``count_runs``."""
+    """``record_runs``, ``import_runs``, ``query_runs``, ``scan_runs``,
+    ``scan_run_columns``, ``count_runs``."""
 
     dialect: str
     _sql: dict[str, str]
@@ -150,6 +158,45 @@ class SqlAuditRecords:
                 return
             cursor = rows[-1][0]
 
+    def scan_run_columns(self, query: RunQuery, limit: int | None = None) -> Iterator[RunColumns]:
+        """Keyset pages like ``scan_runs``, of seven columns fetched on the raw DBAPI
+        cursor: no record objects, no ``datetime`` per row (the stored times are
+        fixed-width UTC text, so the text's order is their order and a page's first
+        and last come from ``min``/``max`` of strings)."""
+        left = limit
+        cursor: str | None = None
+        while left is None or left > 0:
+            size = SCAN_PAGE if left is None else min(SCAN_PAGE, left)
+            page = dataclasses.replace(query, limit=size)
+            sql, params = self._runs_sql(page, ascending=True, after=cursor, columns=_LEAN_COLUMNS)
+
+            def work(conn: Any, sql: str = sql, params: Any = params) -> list[Any]:
+                cur = conn.cursor()
+                try:
+                    cur.execute(sql, params)
+                    return list(cur.fetchall())
+                finally:
+                    cur.close()
+
+            rows = self._hot("scanning audit records", work)
+            if not rows:
+                return
+            # A list per column through itemgetter: a third of what zip(*rows) costs.
+            inputs, outputs, status, errors, durations = (
+                list(map(_COLUMN[k], rows)) for k in range(1, 6)
+            )
+            started = _COLUMN[6]
+            earliest, latest = min(map(started, rows)), max(map(started, rows))
+            count, cursor = len(rows), rows[-1][0]
+            del rows
+            yield RunColumns(
+                inputs, outputs, status, errors, durations, parse_time(earliest), parse_time(latest)
+            )
+            if count < size:
+                return
+            if left is not None:
+                left -= count
+
     def count_runs(self, query: RunQuery) -> int:
         sql, params = self._runs_sql(query, count=True)
 
@@ -186,14 +233,16 @@ class SqlAuditRecords:
         ascending: bool = False,
         after: str | None = None,
         count: bool = False,
+        columns: Sequence[str] = RUN_COLUMNS,
     ) -> tuple[str, Any]:
-        """The SELECT for ``query`` and its parameters, in the driver's style
-        (``ascending``/``after``: a ``scan_runs`` page; ``count``: its count, no limit)."""
+        """The SELECT of ``columns`` for ``query`` and its parameters, in the driver's
+        style (``ascending``/``after``: a ``scan_runs`` page; ``count``: its count, no
+        limit)."""
         r = s.runs
         stmt = (
             sa.select(sa.func.count()).select_from(r)
             if count
-            else sa.select(*(r.c[c] for c in RUN_COLUMNS))
+            else sa.select(*(r.c[c] for c in columns))
         )
         if query.model_name is not None:
             stmt = stmt.where(r.c.model_name == query.model_name)

@@ -129,6 +129,7 @@ class SqlTracker(SqlAuditRecords):
             Capability.MULTI_PROCESS,
             Capability.IMPORT,
             Capability.SCAN_RUNS,
+            Capability.SCAN_COLUMNS,
         }
     )
     #: SQLite: notices the database file being deleted or replaced while open.

@@ -40,6 +40,7 @@ from .experiment_search import TrainingRunSearchTests
 from .experiments import TrainingRunTests
 from .hostile import HostileInputTests
 from .importing import ImportTests, ScanRunsTests
+from .run_columns import ScanColumnsTests
 from .selectors import StageTests
 from .versions import TrackModelTests
 
@@ -54,6 +55,7 @@ __all__ = [
     "ImportTests",
     "LineageTests",
     "RunModelTests",
+    "ScanColumnsTests",
     "ScanRunsTests",
     "StageTests",
     "TrackModelTests",
@@ -77,6 +79,7 @@ class TrackerSuite(
     HostileInputTests,
     ImportTests,
     ScanRunsTests,
+    ScanColumnsTests,
     ExperimentStoreTests,
     DatasetStoreTests,
     LineageTests,
