@@ -625,6 +625,38 @@ class TestSklearnFlavor:
         (row,) = loaded.run(pd.DataFrame({"x": [3.0]}))
         assert row["prediction"] == pytest.approx(6.0)
 
+    def test_pipeline_answers_as_its_own_predict_with_one_transform_per_call(self) -> None:
+        pd = pytest.importorskip("pandas")
+        pytest.importorskip("sklearn")
+        from sklearn.decomposition import PCA
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+        from umlaut_core.packer.flavors import SKLEARN
+
+        calls: list[int] = []
+
+        def counted(x: Any) -> Any:
+            calls.append(len(x))
+            return x
+
+        frame = pd.DataFrame(
+            {"a": [0.1, 0.4, 2.0, 2.5, 0.2, 3.1], "b": [1.0, 0.9, 0.1, 0.3, 1.2, 0.0]}
+        )
+        pipe = make_pipeline(
+            FunctionTransformer(counted), StandardScaler(), PCA(2), LogisticRegression()
+        ).fit(frame, ["x", "x", "y", "y", "x", "y"])
+        run = SKLEARN.runner(pipe)
+        rows = pd.DataFrame({"b": [1.1, 0.2, 0.5], "a": [0.0, 2.8, 1.5]})
+        calls.clear()
+        got = run(rows)
+        assert calls == [3]  # the transforming steps ran once, not once per method
+        ordered = rows[["a", "b"]]
+        assert [g["prediction"] for g in got] == list(pipe.predict(ordered))
+        for g, expected in zip(got, pipe.predict_proba(ordered), strict=True):
+            assert list(g["probabilities"].values()) == list(map(float, expected))
+
     def test_regressor_without_predict_proba(self, plugin_manager: pluggy.PluginManager) -> None:
         linear_model = pytest.importorskip("sklearn.linear_model")
         model = linear_model.LinearRegression().fit([[0.0], [1.0], [2.0]], [0.0, 2.0, 4.0])

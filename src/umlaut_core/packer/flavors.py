@@ -111,13 +111,19 @@ def _sklearn_runner(estimator: Any) -> Callable[[Any], Any]:
             return named(data), False
         return from_rows(list(data)), False
 
+    head, final = _pipeline_parts(estimator) if has_proba else (None, estimator)
+
     def run(data: Any) -> Any:
         x, single = matrix_of(data)
         if len(x) == 0:
             return []
-        predictions = [_plain(p) for p in estimator.predict(x)]
+        if head is not None:
+            # What Pipeline.predict and .predict_proba each do, with the transforming
+            # steps run once instead of twice (on one row, half the call's time).
+            x = head.transform(x)
+        predictions = [_plain(p) for p in final.predict(x)]
         if has_proba:
-            probabilities = estimator.predict_proba(x)
+            probabilities = final.predict_proba(x)
             out: list[Any] = [
                 {
                     "prediction": p,
@@ -130,6 +136,19 @@ def _sklearn_runner(estimator: Any) -> Callable[[Any], Any]:
         return out[0] if single else out
 
     return run
+
+
+def _pipeline_parts(estimator: Any) -> tuple[Any, Any]:
+    """``(the transforming steps, the final estimator)`` of a scikit-learn
+    ``Pipeline`` of two or more steps, else ``(None, estimator)``."""
+    steps = getattr(estimator, "steps", None)
+    if (
+        type(estimator).__module__.startswith("sklearn.pipeline")
+        and isinstance(steps, list)
+        and len(steps) > 1
+    ):
+        return estimator[:-1], estimator[-1]
+    return None, estimator
 
 
 def _is_row_sequence(value: Any) -> bool:
