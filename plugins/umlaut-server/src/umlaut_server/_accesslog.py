@@ -37,6 +37,11 @@ class AccessLog:
             self._stream = open(target, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
             self._owned = True
 
+    @property
+    def enabled(self) -> bool:
+        """Whether lines go anywhere (callers skip gathering the fields when not)."""
+        return self._stream is not None
+
     def write(self, **fields: Any) -> None:
         if self._stream is None:
             return

@@ -121,6 +121,8 @@ class Server:
             if ctx.model:
                 version = "" if ctx.version is None else str(ctx.version)
                 metrics.observe(ctx.model, version, protocol, status, elapsed)
+            if not access.enabled:  # request.url alone costs ~10 µs a request
+                return response
             access.write(
                 request_id=ctx.request_id,
                 method=request.method,
