@@ -304,8 +304,13 @@ def main() -> int:
     }
     if merged_from:  # say which rows are older
         result["merged"] = f"{sorted(wanted)} re-run; other rows from the run of {merged_from}"
-    (RESULTS / f"latest{suffix}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
     md = "### Targets\n\n" + targets(rows) + "\n\n### All rows\n\n" + table(rows)
+    if wanted and not args.merge:
+        # Some modules alone are not the results: writing them over latest.* (and the
+        # README) once lost every other module's rows. --merge puts them in place.
+        print(md + "\n\n(--only without --merge: results files and README left as they were)")
+        return 1 if failed else 0
+    (RESULTS / f"latest{suffix}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
     info = result["machine"]
     footer = (
         f"\n\nMeasured {result['when']} on {info['cpus']} CPUs, Python {info['python']}, "
