@@ -143,20 +143,25 @@ class SqlAuditRecords:
         cursor = after
         while True:
             sql, params = self._runs_sql(page, ascending=True, after=cursor)
-
-            def work(conn: Any, sql: str = sql, params: Any = params) -> list[Any]:
-                cur = conn.cursor()
-                try:
-                    cur.execute(sql, params)
-                    return list(cur.fetchall())
-                finally:
-                    cur.close()
-
-            rows = self._hot("scanning audit records", work)
+            rows = self._fetch_all("scanning audit records", sql, params)
             yield from map(record_from_row, rows)
             if len(rows) < SCAN_PAGE:
                 return
             cursor = rows[-1][0]
+
+    def _fetch_all(self, what: str, sql: str, params: Any) -> list[Any]:
+        """Every row of one query, on the raw DBAPI cursor (retried like any hot read)."""
+
+        def work(conn: Any) -> list[Any]:
+            cur = conn.cursor()
+            try:
+                cur.execute(sql, params)
+                return list(cur.fetchall())
+            finally:
+                cur.close()
+
+        result: list[Any] = self._hot(what, work)
+        return result
 
     def scan_run_columns(self, query: RunQuery, limit: int | None = None) -> Iterator[RunColumns]:
         """Keyset pages like ``scan_runs``, of seven columns fetched on the raw DBAPI
@@ -169,16 +174,7 @@ class SqlAuditRecords:
             size = SCAN_PAGE if left is None else min(SCAN_PAGE, left)
             page = dataclasses.replace(query, limit=size)
             sql, params = self._runs_sql(page, ascending=True, after=cursor, columns=_LEAN_COLUMNS)
-
-            def work(conn: Any, sql: str = sql, params: Any = params) -> list[Any]:
-                cur = conn.cursor()
-                try:
-                    cur.execute(sql, params)
-                    return list(cur.fetchall())
-                finally:
-                    cur.close()
-
-            rows = self._hot("scanning audit records", work)
+            rows = self._fetch_all("scanning audit records", sql, params)
             if not rows:
                 return
             # A list per column through itemgetter: a third of what zip(*rows) costs.
