@@ -87,6 +87,9 @@ class Delivery:
         self._child_settings: dict[str, Any] | None = None
         self._shipper_pid = 0
         self._start_lock = threading.Lock()
+        #: Training-run writes were spooled here: they must reach the store in order,
+        #: so one shipper at a time may hold them (see flush).
+        self._ordered = False
         self._next_wake = 0.0
         if mode == "spooled":
             assert spool_path is not None
@@ -182,6 +185,7 @@ class Delivery:
     def spool_writes(self, bodies: list[str]) -> None:
         """Queue training-run writes (JSON bodies) for the shipper (spooled mode)."""
         assert self.spool is not None
+        self._ordered = True
         self.spool.append_writes(bodies, limit=self._limit, policy=self._policy)
         self._wake_shipper()
 
@@ -254,10 +258,9 @@ class Delivery:
 
     def _start_thread(self, *, until_empty: bool) -> threading.Thread:
         self._stop.clear()
-        wait = self._helper_wait if until_empty else self._thread_wait
         thread = threading.Thread(
             target=self._shipper.run,
-            args=(wait,),
+            args=(self._thread_wait,),
             kwargs={"until_empty": until_empty},
             daemon=True,
             name="umlaut-audit-shipper",
@@ -283,17 +286,6 @@ class Delivery:
         proc.stdin.flush()
         os.set_blocking(proc.stdin.fileno(), False)
         return proc
-
-    def _child_ready(self) -> bool:
-        proc = self._proc
-        return (
-            proc is not None
-            and proc.stdout is not None
-            and bool(select.select([proc.stdout], [], [], 0)[0])
-        )
-
-    def _helper_wait(self, seconds: float) -> bool:
-        return self._thread_wait(seconds) and not self._child_ready()
 
     def _thread_wait(self, seconds: float) -> bool:
         if seconds > 0:
@@ -325,14 +317,19 @@ class Delivery:
 
         With a shipper process, a thread of this process ships too until the spool is
         empty: the caller is waiting anyway, and the child may still be starting up.
-        Neither ever holds ``flush`` past its timeout, even on a hung connection.
+        Not once this process has spooled training-run writes: two shippers would
+        claim a run's writes side by side and apply them out of order (a summary
+        counted by one overwritten by the other's), and on a one-worker server they
+        only slow each other down; the child alone ships them (a thread takes over
+        if it dies). Neither ever holds ``flush`` past its timeout, even on a hung
+        connection.
         """
         if self.spool is None:
             return True
         self._ensure_shipper()
         if (
             self._proc is not None
-            and not self._child_ready()
+            and not self._ordered
             and not (self._flusher and self._flusher.is_alive())
         ):
             self._flusher = self._start_thread(until_empty=True)
@@ -340,6 +337,7 @@ class Delivery:
         while self.spool.status().depth:
             if deadline is not None and time.monotonic() >= deadline:
                 return False
+            self._ensure_shipper()  # a child that died is replaced by a thread
             self._nudge()
             time.sleep(0.02)
         return True

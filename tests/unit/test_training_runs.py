@@ -25,7 +25,8 @@ from umlaut_core import (
 )
 from umlaut_core.experiments import RunStatus
 from umlaut_core.experiments.context import current_run
-from umlaut_core.experiments.writes import RunStarted
+from umlaut_core.experiments.records import MetricPoint
+from umlaut_core.experiments.writes import MetricsLogged, RunStarted, from_json, to_json
 from umlaut_core.ids import new_run_id
 from umlaut_core.testing.models import Threshold
 
@@ -146,6 +147,28 @@ class TestValues:
             math.inf,
             5,
         )
+
+    @pytest.mark.parametrize(
+        "values", [[0.5, -0.0, 1e-300, 3], [0.5, math.nan, math.inf, -math.inf, -0.0]]
+    )
+    def test_metric_points_cross_the_spool_as_themselves(self, values: list[float]) -> None:
+        points = tuple(
+            MetricPoint("loss", v, s, 1767225600000 + s, 7 << 32 | s) for s, v in enumerate(values)
+        )
+        text = to_json(MetricsLogged("r", points))
+        assert json.loads(text)["points"][0] == ["loss", 0.5, 0, 1767225600000, 7 << 32]
+        back = from_json(text)
+        assert isinstance(back, MetricsLogged) and back.run_id == "r"
+        assert all(type(p) is MetricPoint and type(p.value) is float for p in back.points)
+        assert [p._replace(value=0.0) for p in back.points] == [
+            p._replace(value=0.0) for p in points
+        ]
+        for got, sent in zip(back.points, points, strict=True):
+            assert repr(got.value) == repr(float(sent.value))  # NaN, ±inf and -0.0 too
+        body = json.loads(text)
+        body["points"][0].append(8)
+        with pytest.raises(ValueError, match="metric point"):
+            from_json(json.dumps(body))
 
     @pytest.mark.parametrize("key", ["", " padded", "a\x00b", "x" * 251, 3])
     def test_bad_keys_are_refused_before_anything_is_written(self, um: Umlaut, key: object) -> None:

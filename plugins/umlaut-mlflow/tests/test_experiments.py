@@ -11,9 +11,11 @@ import dataclasses
 import datetime as dt
 import json
 import math
+import random
 import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +23,7 @@ import pytest
 from umlaut_core import Umlaut, get_plugin_manager
 from umlaut_core.exceptions import BackendError, ConfigurationError, TrainingRunNotFoundError
 from umlaut_core.experiments.filters import RunSearch, parse_filter
+from umlaut_core.experiments.memory import apply_summary, later_point
 from umlaut_core.experiments.records import MetricPoint, RunStatus
 from umlaut_core.experiments.writes import (
     MetricsLogged,
@@ -38,7 +41,15 @@ from umlaut_core.testing.models import Echo
 pytest.importorskip("mlflow")
 
 from umlaut_mlflow._experiments import MlflowExperimentStore
-from umlaut_mlflow._run_values import MAX_BYTES, decode_key, encode_key, plan_batches
+from umlaut_mlflow._run_metrics import Summary, fold
+from umlaut_mlflow._run_values import (
+    MAX_BYTES,
+    batch_body,
+    decode_key,
+    encode_key,
+    float_out,
+    plan_batches,
+)
 from umlaut_mlflow._run_writes import RunWriter
 from umlaut_mlflow._tracker import MlflowTracker
 
@@ -415,6 +426,42 @@ class TestSummaries:
         assert store.get_run(run_id).metrics["loss"].count == 30
 
 
+class TestShipping:
+    """A run's writes reach MLflow from one shipper, in order."""
+
+    def test_flush_leaves_training_writes_to_the_shipper_process(
+        self,
+        mlflow_server: str,
+        tmp_path: Path,
+        experiment: str,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        from umlaut_core.shipping import Shipper
+
+        # A shipping thread in this process beside the child would apply the same
+        # run's writes side by side: out of order, each summary overwriting the other's.
+        here: list[int] = []
+        real = Shipper._ship_writes
+
+        def counted(shipper: Shipper, rows: Any, ids: Any) -> Any:
+            here.append(len(rows))
+            return real(shipper, rows, ids)
+
+        monkeypatch.setattr(Shipper, "_ship_writes", counted)
+        with Umlaut(f"mlflow+{mlflow_server}", spool_path=str(tmp_path / "spool.db")) as um:
+            assert um.shipper == "process"
+            with um.start_run(experiment) as run:
+                for rounds in range(3):
+                    for s in range(rounds * 2000, rounds * 2000 + 2000):
+                        run.log_metric("loss", 1 / (s + 1))
+                    assert um.flush(timeout=120)
+            assert um.flush(timeout=120)
+            summary = um.get_training_run(run.run_id).metrics["loss"]
+            assert (summary.count, summary.last_step) == (6000, 5999)
+            assert len(um.metric_history(run.run_id, "loss")) == 6000
+        assert here == []
+
+
 class TestSeparation:
     """Training runs and audit records never show up in each other's queries."""
 
@@ -477,14 +524,93 @@ class TestCodec:
         assert decode_key(mlflow_key, support) == key
         assert (mlflow_key == key) == (not support)
 
-    def test_batches_stay_within_mlflows_caps(self) -> None:
-        metrics = [(f"m{i % 7}", float(i), i, i) for i in range(2500)]
+    @pytest.mark.parametrize("key", ["m", "k" * 250, "é" * 250, "\U0001f600" * 250])
+    def test_batches_stay_within_mlflows_caps(self, key: str) -> None:
+        metrics = [
+            (f"{key}{i % 7}", -1.7976931348623157e308, -(2**63), 2**63 - 1) for i in range(2500)
+        ]
         tags = [(f"t{i}", "é" * 5000) for i in range(250)]
-        batches = plan_batches(metrics=metrics, tags=tags)
+        batches = plan_batches(metrics=metrics, params=[("p", "v")], tags=tags)
         for b in batches:
             assert len(b.metrics) <= 1000 and len(b.params) + len(b.tags) <= 100
-            assert len(b.metrics) + len(b.tags) <= 1000
-            body = json.dumps({"metrics": b.metrics, "tags": b.tags})
-            assert len(body) <= MAX_BYTES
+            assert len(b.metrics) + len(b.params) + len(b.tags) <= 1000
+            assert len(batch_body("0" * 32, b).encode()) <= MAX_BYTES
         assert [m for b in batches for m in b.metrics] == metrics
         assert [t for b in batches for t in b.tags] == tags
+
+    def test_a_batch_body_is_the_json_mlflow_reads(self) -> None:
+        class Numpyish(float):
+            def __repr__(self) -> str:
+                return f"np.float64({float(self)!r})"
+
+        values = [0.1, -0.0, 1e-300, 1e16, NAN, INF, -INF, 3, Numpyish(2.5)]
+        metrics = [("a/b c", v, 1767225600000 + i, i) for i, v in enumerate(values)]
+        (batch,) = plan_batches(metrics=metrics, params=[("p", "ä")], tags=[("t", '"q"')])
+        body = json.loads(batch_body("run", batch))
+        assert body == {
+            "run_id": "run",
+            "metrics": [
+                {"key": "a/b c", "value": float_out(float(v)), "timestamp": ts, "step": s}
+                for _, v, ts, s in metrics[:4]
+            ]
+            + [
+                {"key": "a/b c", "value": spelled, "timestamp": 1767225600000 + i, "step": i}
+                for i, spelled in ((4, "NaN"), (5, "Infinity"), (6, "-Infinity"))
+            ]
+            + [
+                {"key": "a/b c", "value": 3.0, "timestamp": 1767225600007, "step": 7},
+                {"key": "a/b c", "value": 2.5, "timestamp": 1767225600008, "step": 8},
+            ],
+            "params": [{"key": "p", "value": "ä"}],
+            "tags": [{"key": "t", "value": '"q"'}],
+        }
+        assert repr(body["metrics"][1]["value"]) == "-0.0"
+
+    def test_summaries_fold_as_point_by_point(self) -> None:
+        """fold() over a batch is apply_summary() one point at a time: NaN never a
+        bound unless every value is NaN, the first of equal "last" points wins."""
+        rng = random.Random(13)
+        odd = [0.0, -0.0, 1.0, -1.0, NAN, INF, -INF]
+
+        def batch(n: int) -> list[MetricPoint]:
+            return [
+                MetricPoint(
+                    "k",
+                    rng.choice(odd) if rng.random() < 0.6 else rng.random(),
+                    rng.randint(0, 4),
+                    rng.randint(0, 4),
+                    rng.randint(0, 3),
+                )
+                for _ in range(n)
+            ]
+
+        def one_by_one(previous: Summary | None, pts: list[MetricPoint]) -> Summary | None:
+            out = previous
+            for p in pts:
+                if out is None:
+                    out = Summary(
+                        apply_summary(None, p, True), p.point_id, (p.timestamp_ms, p.step)
+                    )
+                    continue
+                s = out.summary
+                last = MetricPoint(
+                    p.key, s.last, s.last_step, s.last_timestamp_ms, out.last_point_id
+                )
+                newer = later_point(p, last)
+                out = Summary(
+                    apply_summary(s, p, newer),
+                    p.point_id if newer else out.last_point_id,
+                    max(out.mark, (p.timestamp_ms, p.step)),
+                )
+            return out
+
+        def seen(s: Summary | None) -> Any:
+            if s is None:
+                return None
+            return repr((dataclasses.astuple(s.summary), s.last_point_id, s.mark))
+
+        for _ in range(3000):
+            first, then = batch(rng.randint(0, 4)), batch(rng.randint(0, 6))
+            base = one_by_one(None, first)
+            assert seen(fold(None, first)) == seen(base)
+            assert seen(fold(base, iter(then))) == seen(one_by_one(base, then))

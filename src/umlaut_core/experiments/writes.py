@@ -26,6 +26,7 @@ Writes carry JSON-ready values only, so the spool can hold them as text
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -152,7 +153,8 @@ def _float_in(value: float | str) -> float:
 
 
 def to_json(write: RunWrite) -> str:
-    """The write as one line of JSON (what the spool stores)."""
+    """The write as one line of JSON (what the spool stores). A metric point is the
+    array ``[key, value, step, timestamp_ms, point_id]``."""
     body: dict[str, Any] = {"kind": type(write).__name__}
     for name in write.__slots__:
         value = getattr(write, name)
@@ -160,13 +162,23 @@ def to_json(write: RunWrite) -> str:
             value = value.isoformat()
         elif isinstance(value, RunStatus):
             value = value.value
-        elif name == "points":
-            value = [
-                [p.key, _float_out(p.value), p.step, p.timestamp_ms, p.point_id] for p in value
-            ]
         elif isinstance(value, Mapping):
             value = dict(value)
         body[name] = value
+    try:
+        # A MetricPoint is a tuple in that order, which json writes as that array
+        # with no Python call per point (a busy loop logs tens of thousands a second).
+        return _dumps(body)
+    except ValueError:  # NaN or ±inf, which JSON lacks: spelled out point by point
+        if "points" not in body:
+            raise
+    body["points"] = [
+        [p.key, _float_out(p.value), p.step, p.timestamp_ms, p.point_id] for p in body["points"]
+    ]
+    return _dumps(body)
+
+
+def _dumps(body: dict[str, Any]) -> str:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
@@ -180,7 +192,19 @@ def from_json(text: str) -> RunWrite:
     if "status" in body:
         body["status"] = RunStatus(body["status"])
     if "points" in body:
-        body["points"] = tuple(
-            MetricPoint(k, _float_in(v), s, t, i) for k, v, s, t, i in body["points"]
-        )
+        body["points"] = _points_in(body["points"])
     return cls(**body)  # type: ignore[no-any-return]
+
+
+def _points_in(rows: list[list[Any]]) -> tuple[MetricPoint, ...]:
+    if any(len(row) != 5 for row in rows):
+        raise ValueError("a metric point is [key, value, step, timestamp_ms, point_id]")
+    points = tuple(map(_point, rows))
+    # A value arrives as a float unless to_json spelled it as a string (NaN, ±inf).
+    if all(type(p[1]) is float for p in points):
+        return points
+    return tuple(p if type(p[1]) is float else p._replace(value=_float_in(p[1])) for p in points)
+
+
+#: MetricPoint from a list of its five fields without a Python call per point.
+_point = functools.partial(tuple.__new__, MetricPoint)

@@ -174,18 +174,29 @@ class RestRunWriter:
     def close(self) -> None:
         self._session.close()
 
-    def _post(self, endpoint: str, body: Mapping[str, Any]) -> Any:
+    def _post(self, endpoint: str, body: Mapping[str, Any] | str) -> Any:
+        """POST ``body`` (a mapping, or JSON text a caller wrote out itself)."""
         import requests
         from mlflow.exceptions import MlflowException, RestException
 
         url = self._base + endpoint
-        workspace = _active_workspace()
+        headers = {}
+        if workspace := _active_workspace():
+            headers[_WORKSPACE_HEADER] = workspace
+        data: bytes | None = None
+        as_json: Mapping[str, Any] | None = None
+        if isinstance(body, str):
+            data = body.encode()
+            headers["Content-Type"] = "application/json"
+        else:
+            as_json = body
         try:
             response = self._session.post(
                 url,
-                json=body,
+                data=data,
+                json=as_json,
                 timeout=self._timeout,
-                headers={_WORKSPACE_HEADER: workspace} if workspace else None,
+                headers=headers or None,
             )
         except requests.RequestException as exc:
             # The message MlflowClient gives for the same failure.

@@ -41,8 +41,8 @@ from ._run_metrics import (
 )
 from ._run_values import (
     Batch,
+    batch_body,
     encode_key,
-    float_out,
     key_hash,
     plan_batches,
     put_slot,
@@ -86,17 +86,8 @@ class RunWriter:
         for b in batches:
             if rest is None:
                 _store_batch(self._t._store, mlflow_id, b)
-                continue
-            body = {
-                "run_id": mlflow_id,
-                "metrics": [
-                    {"key": k, "value": float_out(v), "timestamp": ts, "step": step}
-                    for k, v, ts, step in b.metrics
-                ],
-                "params": [{"key": k, "value": v} for k, v in b.params],
-                "tags": [{"key": k, "value": v} for k, v in b.tags],
-            }
-            rest._post("log-batch", body)
+            else:
+                rest._post("log-batch", batch_body(mlflow_id, b))
 
     def _send_tags(self, mlflow_id: str, tags: dict[str, str], artifacts: dict[str, str]) -> None:
         for path, text in artifacts.items():  # before the tags that point at them
@@ -197,8 +188,11 @@ class RunWriter:
         for when a summary is folded and when it is recounted)."""
         by_key: dict[str, dict[Any, MetricPoint]] = {}
         for p in points:
+            distinct = by_key.get(p.key)
+            if distinct is None:
+                distinct = by_key[p.key] = {}
             # MLflow keeps one of several identical points; so do the summaries.
-            by_key.setdefault(p.key, {}).setdefault(identity(p), p)
+            distinct.setdefault(identity(p), p)
         support: dict[str, str] = {}
         entries: list[tuple[str, float, int, int]] = []
         folded: dict[str, Summary] = {}
