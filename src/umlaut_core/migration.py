@@ -44,6 +44,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
+from .datasets.trail import scan_records
 from .exceptions import ConfigurationError, IntegrityError, ModelNotFoundError
 from .keys import bundle_key
 from .migration_datasets import DatasetCopy, copy_datasets, verify_datasets
@@ -66,7 +67,6 @@ __all__ = [
 
 #: ``on_progress(phase, n)``: ``n`` more items of ``phase`` (``versions``/``records``).
 Progress = Callable[[str, int], None]
-_PAGE = 5_000
 _SAMPLE = 10
 
 
@@ -235,7 +235,7 @@ def copy_registry(
         if dry_run:
             report.records += _count(src, query)
             continue
-        for chunk in _read_ahead(_chunks(_scan(src, query), chunk_size)):
+        for chunk in _read_ahead(_chunks(scan_records(src, query), chunk_size)):
             if renumber:
                 chunk = [_renumbered(r, renumber) for r in chunk]
             report.records += len(chunk)
@@ -349,25 +349,10 @@ class _Batch(list[AuditRecord]):
         return map(fields_of, self)
 
 
-def _scan(tracker: Tracker, query: RunQuery) -> Iterator[AuditRecord]:
-    """Every record matching ``query``: oldest first through ``scan_runs``, else
-    newest first through keyset pages of ``query_runs``."""
-    if Capability.SCAN_RUNS in tracker.capabilities:
-        yield from cast(ScanningTracker, tracker).scan_runs(query)
-        return
-    before = query.before
-    while True:
-        page = tracker.query_runs(dataclasses.replace(query, limit=_PAGE, before=before))
-        yield from page
-        if len(page) < _PAGE:
-            return
-        before = page[-1].id
-
-
 def _count(tracker: Tracker, query: RunQuery) -> int:
     if Capability.SCAN_RUNS in tracker.capabilities:
         return cast(ScanningTracker, tracker).count_runs(query)
-    return sum(1 for _ in _scan(tracker, query))
+    return sum(1 for _ in scan_records(tracker, query))
 
 
 def _chunks(records: Iterator[AuditRecord], size: int) -> Iterator[list[AuditRecord]]:
@@ -491,7 +476,7 @@ def _check_records(
         return
     maps = renumber if renumber is not None else {query.model_name or "": mapping or {}}
     sample = src.query_runs(dataclasses.replace(query, limit=_SAMPLE))
-    oldest = _scan(src, query) if Capability.SCAN_RUNS in src.capabilities else iter(())
+    oldest = scan_records(src, query) if Capability.SCAN_RUNS in src.capabilities else iter(())
     sample += [r for _, r in zip(range(_SAMPLE), oldest, strict=False)]
     for r in sample:
         want = _renumbered(r, {k: {s: d for s, d in m.items() if s != d} for k, m in maps.items()})

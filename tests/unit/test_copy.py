@@ -142,7 +142,7 @@ class TestCopyEngine:
         caps = src.tracker.capabilities - {Capability.SCAN_RUNS, Capability.IMPORT}
         plain = Umlaut(tracker=Proxy(src.tracker, capabilities=caps),  # type: ignore[arg-type]
                        artifact_store=src.artifact_store, delivery="sync")  # fmt: skip
-        monkeypatch.setattr("umlaut_core.migration._PAGE", 100)
+        monkeypatch.setattr("umlaut_core.datasets.trail._PAGE", 100)
         report = copy_registry(plain, dst)
         assert report.records_added == 1245
         assert everything(src) == everything(dst)
