@@ -17,7 +17,7 @@ from . import naming
 from ._arguments import as_utc, check_metrics, check_params, version_number
 from ._batch_inputs import batch_source, record_ids_for, reference_list
 from ._buffer import RecordBuffer
-from ._calls import call_model, check_item, encode_item, selector_text
+from ._calls import call_chunks, call_model, check_item, encode_item, selector_text
 from ._dataset_api import DatasetApi
 from ._loading import VersionLoading
 from ._manager import get_plugin_manager
@@ -515,6 +515,7 @@ class Umlaut(VersionLoading, TrainingApi, DatasetApi):
         on_error: OnError = ...,
         record_ids: Iterable[str] | None = ...,
         deliver_to: Callable[[Collection[AuditRecord]], object] | None = ...,
+        deadlines: Sequence[Deadline] | None = ...,
         return_outputs: Literal[True] = ...,
     ) -> list[Any]: ...
 
@@ -531,6 +532,7 @@ class Umlaut(VersionLoading, TrainingApi, DatasetApi):
         on_error: OnError = ...,
         record_ids: Iterable[str] | None = ...,
         deliver_to: Callable[[Collection[AuditRecord]], object] | None = ...,
+        deadlines: Sequence[Deadline] | None = ...,
         return_outputs: Literal[False],
     ) -> int: ...
 
@@ -546,6 +548,7 @@ class Umlaut(VersionLoading, TrainingApi, DatasetApi):
         on_error: OnError = "raise",
         record_ids: Iterable[str] | None = None,
         deliver_to: Callable[[Collection[AuditRecord]], object] | None = None,
+        deadlines: Sequence[Deadline] | None = None,
         return_outputs: bool = True,
     ) -> list[Any] | int:
         """Run one version on many inputs; all audit records go in one transaction.
@@ -579,6 +582,24 @@ class Umlaut(VersionLoading, TrainingApi, DatasetApi):
         facade's delivery: nothing is written here. A cluster worker uses it to send
         its records back to a client that writes them (``Tracker.record_runs``, one
         transaction), e.g. to a single-writer SQLite file. Observer hooks run as usual.
+
+        ``deadlines`` gives each input a :class:`~umlaut_core.deadline.Deadline` (one
+        per input, in order), with ``run_model``'s meaning per input: an input whose
+        deadline passed before it ran, or that finished late, is recorded as a
+        ``DeadlineExceededError`` (its place in the returned list holds it) and each
+        ``deadline.record`` is its input's record once written. A server batching
+        concurrent requests uses it.
+
+        A flavor that can run many inputs in one vectorized call (scikit-learn:
+        ``Flavor.make_batch_runner``) does, in chunks of 1,024 inputs: one ``predict``
+        for all their rows instead of one per input, typically a hundred times
+        faster. Each record still holds its own input and output; the chunk's
+        records share its start time and split its duration. A chunk the vectorized
+        call refuses runs input by input, so errors stay per input; with
+        ``on_error="raise"`` the inputs of the chunk that ran together with a
+        failing one keep their records too (they ran). Outputs may differ from
+        ``run_model``'s in the last floating-point bits (numerical libraries choose
+        kernels by array shape).
         """
         if on_error not in ("raise", "continue"):
             raise ConfigurationError(f"on_error must be 'raise' or 'continue', not {on_error!r}")
@@ -590,6 +611,10 @@ class Umlaut(VersionLoading, TrainingApi, DatasetApi):
         id_count = 0
         if record_ids is not None:
             ids, id_count = record_ids_for(record_ids, count)
+        if deadlines is not None and (count is None or len(deadlines) != count):
+            raise ConfigurationError(
+                "deadlines needs one Deadline per input, and the inputs as a collection"
+            )
         if count is not None:
             for i, item in enumerate(source):
                 check_item(item, i)  # a bad item refuses the batch before any model runs
@@ -616,20 +641,24 @@ class Umlaut(VersionLoading, TrainingApi, DatasetApi):
         with RecordBuffer() as buffer:
             keep, add = buffer.append, outputs.append
             try:
-                for fields, output, error in call_model(
-                    loaded.run, mv, selector, items, clean_tags, None, before, ids,
-                    self._checker(mv),
+                for outcomes in call_chunks(
+                    loaded.run, loaded.run_many, mv, selector, items, clean_tags,
+                    stop_at_error=on_error == "raise", before=before, ids=ids,
+                    check=self._checker(mv), deadlines=deadlines,
                 ):  # fmt: skip
-                    keep(fields)
-                    if error is not None:
-                        if return_outputs:
-                            add(error)
-                        # KeyboardInterrupt, SystemExit…: never swallowed into the list.
-                        if on_error == "raise" or not isinstance(error, Exception):
-                            stop = error
-                            break
-                    elif return_outputs:
-                        add(output)
+                    # Every outcome of a list ran: all keep their records.
+                    for fields, output, error in outcomes:
+                        keep(fields)
+                        if error is not None:
+                            if return_outputs:
+                                add(error)
+                            # KeyboardInterrupt, SystemExit…: never swallowed into the list.
+                            if on_error == "raise" or not isinstance(error, Exception):
+                                stop = stop or error
+                        elif return_outputs:
+                            add(output)
+                    if stop is not None:
+                        break
             except BaseException as exc:
                 # The input stream (a generator, an item that cannot be encoded) or an
                 # observer failed between items: the items that ran keep their records.
@@ -638,6 +667,9 @@ class Umlaut(VersionLoading, TrainingApi, DatasetApi):
                 self._delivery.deliver(buffer)
             else:
                 deliver_to(buffer)  # type: ignore[arg-type]  # sized and re-iterable
+            if deadlines is not None:
+                for deadline, record in zip(deadlines, buffer, strict=False):
+                    deadline.record = record
             if self._observed:
                 for record in buffer:
                     self._notify(record, None)

@@ -93,34 +93,51 @@ class Deadline:
         this; the error becomes the record's)."""
 
         def guarded(item: Any) -> Any:
-            with self._lock:
-                now = time.monotonic()
-                if self._state == _PENDING and now <= self.at:
-                    self._state, self._started = _RUNNING, now
-                else:
-                    self._state = _EXPIRED
-            if self._state == _EXPIRED:
-                raise DeadlineExceededError(
-                    f"the {self.seconds:g} s deadline passed before the model could start "
-                    f"(the call waited that long to start); the model did not run"
-                )
+            late = self.start()
+            if late is not None:
+                raise late
             try:
                 output = run(item)
             except BaseException as exc:
-                if not self._finish():
-                    raise DeadlineExceededError(
-                        f"the model raised {type(exc).__name__} after the {self.seconds:g} s "
-                        f"deadline ({self._took()}); the caller was told it timed out"
-                    ) from exc
+                late = self.finish(exc)
+                if late is not None:
+                    raise late from exc
                 raise
-            if not self._finish():
-                raise DeadlineExceededError(
-                    f"the model returned after the {self.seconds:g} s deadline "
-                    f"({self._took()}); its output was discarded"
-                )
+            late = self.finish()
+            if late is not None:
+                raise late
             return output
 
         return guarded
+
+    def start(self) -> DeadlineExceededError | None:
+        """The call starts now: None, or (when it is already late) the error to
+        record instead; the model must then not run."""
+        with self._lock:
+            now = time.monotonic()
+            if self._state == _PENDING and now <= self.at:
+                self._state, self._started = _RUNNING, now
+                return None
+            self._state = _EXPIRED
+        return DeadlineExceededError(
+            f"the {self.seconds:g} s deadline passed before the model could start "
+            f"(the call waited that long to start); the model did not run"
+        )
+
+    def finish(self, error: BaseException | None = None) -> DeadlineExceededError | None:
+        """The started call ended (raising ``error``, or returning): None when it was
+        in time, else the error to record instead of its own outcome."""
+        if self._finish():
+            return None
+        if error is not None:
+            return DeadlineExceededError(
+                f"the model raised {type(error).__name__} after the {self.seconds:g} s "
+                f"deadline ({self._took()}); the caller was told it timed out"
+            )
+        return DeadlineExceededError(
+            f"the model returned after the {self.seconds:g} s deadline "
+            f"({self._took()}); its output was discarded"
+        )
 
     def _finish(self) -> bool:
         with self._lock:

@@ -95,6 +95,15 @@ def _dumps(value: Any) -> str:
     return "".join(_c_encode(value, 0))
 
 
+def _flat_dict(value: dict[Any, Any]) -> bool:
+    """A dict of string keys and plain JSON scalars (finite floats)."""
+    for k, v in value.items():
+        vt = type(v)
+        if type(k) is not str or (vt not in _FLAT and (vt is not float or not _finite(v))):
+            return False
+    return True
+
+
 def _encoder(error: type[EncodingError], what: str) -> Callable[[Any], str]:
     """An encode function raising ``error``; the fast paths are inline because these
     run twice per audited call, where one more Python call is a measurable share."""
@@ -110,7 +119,10 @@ def _encoder(error: type[EncodingError], what: str) -> Callable[[Any], str]:
                 for k, v in value.items():
                     vt = type(v)
                     if type(k) is not str or (
-                        vt not in _FLAT and (vt is not float or not _finite(v))
+                        vt not in _FLAT
+                        and (vt is not float or not _finite(v))
+                        # one level deeper: a classifier's {"probabilities": {…}}
+                        and (vt is not dict or not _flat_dict(v))
                     ):
                         break
                 else:

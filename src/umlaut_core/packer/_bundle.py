@@ -20,7 +20,7 @@ import sys
 import types
 import warnings
 import zipfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -92,6 +92,8 @@ class LoadedModel:
     run: Callable[[Any], Any]
     manifest: Mapping[str, Any]
     digest: str
+    #: ``run`` over many inputs in one vectorized call, when the flavor has one.
+    run_many: Callable[[Sequence[Any]], list[Any]] | None = None
 
 
 def _canonical(value: Any) -> bytes:
@@ -210,7 +212,7 @@ def unpack(
             f"could not unpickle {manifest.get('object')!r}: {exc!r}. A package it needs "
             f"may be missing here; the bundle was made with {manifest.get('packages')}."
         ) from exc
-    return LoadedModel(obj, flavor.runner(obj), manifest, digest)
+    return LoadedModel(obj, flavor.runner(obj), manifest, digest, flavor.batch_runner(obj))
 
 
 def _check_file_sha256(data: bytes, expected: str) -> None:
