@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import operator
 import pickle
 import threading
 from collections.abc import Collection, Sequence
@@ -20,13 +21,14 @@ from umlaut_core import AuditRecord, IntegrityError, Umlaut
 from umlaut_core.ids import decode_id, derived_ids, encode_id
 from umlaut_core.records import RecordFields, fields_of
 
-from ._job import Job, Payload
+from ._job import Job, Payload, Records
 
 __all__ = ["facade", "key_text", "score_partition"]
 
 _lock = threading.Lock()
 _facades: dict[str, Umlaut] = {}
 _checked: set[tuple[str, str, int, str]] = set()
+_first = operator.itemgetter(0)
 
 
 def facade(job: Job) -> Umlaut:
@@ -138,11 +140,15 @@ def score_partition(data: Any, job: Job, number: int) -> tuple[pd.DataFrame, Pay
 
     def deliver(records: Collection[AuditRecord]) -> None:
         nonlocal delivered
+        tuples = getattr(records, "field_tuples", None)
+        # In id order: derived ids are spread over the whole id space, and rows
+        # inserted at random places of a large id index cost the store three times
+        # what rows inserted in order do (pages read and split once, not per row).
+        rows = sorted(tuples() if callable(tuples) else map(fields_of, records), key=_first)
         if job.writer == "client":
-            tuples = getattr(records, "field_tuples", None)
-            handed.append(list(tuples() if callable(tuples) else map(fields_of, records)))
+            handed.append(rows)
         else:
-            umlaut.tracker.record_runs(records)  # one transaction; ids held are skipped
+            umlaut.tracker.record_runs(Records(rows))  # one transaction; ids held skipped
         delivered = True
 
     error: BaseException | None = None
