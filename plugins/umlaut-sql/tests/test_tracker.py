@@ -160,6 +160,15 @@ class TestRowText:
 
         assert run_row(_record(0))[10] == "2024-03-01T09:30:00.000000+00:00"
 
+    def test_tags_text_is_reused_only_for_equal_tags(self) -> None:
+        from umlaut_sql._rows import _tags_text, dump
+
+        shared = {"b": "1", "a": "2"}
+        sequence = [shared, {"a": "2", "b": "1"}, {"a": "2"}, shared]
+        assert [_tags_text(t) for t in sequence] == [dump(t) for t in sequence]
+        shared["c"] = "3"  # the same dict, changed since it was last encoded
+        assert _tags_text(shared) == dump(shared)
+
 
 class TestReferenceIndex:
     """The partial reference-id index still serves history(reference_id=…)."""
