@@ -45,6 +45,10 @@ class TestRecordRuns:
         assert any_tracker.record_runs(again) == 100
         assert any_tracker.record_runs([_record(7)]) == 0
         assert len(any_tracker.query_runs(RunQuery(limit=10_000))) == 2600
+        # A large batch (PostgreSQL: through COPY) skips what is held just the same.
+        large = (_record(i) for i in range(2000, 3500))  # 600 known, 900 new
+        assert any_tracker.record_runs(large) == 900
+        assert len(any_tracker.query_runs(RunQuery(limit=10_000))) == 3500
 
     def test_failing_iterable_writes_nothing(self, any_tracker: SqlTracker) -> None:
         def records() -> Iterator[AuditRecord]:

@@ -63,6 +63,10 @@ class SqlAuditRecords:
         first = list(itertools.islice(it, CHUNK))
         if not first:
             return 0
+        if self.dialect != "sqlite" and len(first) == CHUNK:
+            # A large batch (run_batch, a cluster's partition): COPY costs PostgreSQL
+            # half what INSERTs do (7-9 against 14-17 µs a row), same semantics.
+            return self._copy(itertools.chain(first, it), "recording audit records")
         sql = self._sql["run"]
         sqlite = self.dialect == "sqlite"
         consumed_more = False
@@ -109,7 +113,13 @@ class SqlAuditRecords:
         if self.dialect == "sqlite":
             return self.record_runs(records)
         tuples = getattr(records, "field_tuples", None)
-        it = map(row_from_fields, tuples()) if callable(tuples) else map(run_row, records)
+        return self._copy(
+            map(row_from_fields, tuples()) if callable(tuples) else map(run_row, records)
+        )
+
+    def _copy(self, it: Iterator[tuple[Any, ...]], action: str = "importing audit records") -> int:
+        """PostgreSQL: rows (``RUN_COLUMNS`` values) in one transaction through COPY,
+        skipping ids already held."""
         first = list(itertools.islice(it, COPY_BATCH))
         if not first:
             return 0
@@ -134,7 +144,7 @@ class SqlAuditRecords:
                     cur.close()
             return added
 
-        return self._hot("importing audit records", work, retry=lambda: not consumed_more)
+        return self._hot(action, work, retry=lambda: not consumed_more)
 
     def scan_runs(self, query: RunQuery, after: str | None = None) -> Iterator[AuditRecord]:
         """Keyset pages of ``SCAN_PAGE`` records in ascending id order; no connection is
