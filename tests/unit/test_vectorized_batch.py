@@ -129,6 +129,10 @@ def test_frames_of_several_rows_are_stacked_and_split_back(
     assert calls(log) == [6]
     assert [len(o) for o in outputs] == [2, 1, 3]
     assert outputs[1][0]["prediction"] == umlaut.run_model("iris", rows[2])["prediction"]
+    # Columns in another order: each frame is selected on its own, then stacked.
+    frames[1] = frames[1][list(reversed(frames[1].columns))]
+    assert umlaut.run_batch("iris", frames) == outputs
+    assert calls(log)[-1] == 6
 
 
 def test_deadlines_per_input(umlaut: Umlaut, rows: list[dict[str, float]]) -> None:
