@@ -107,8 +107,17 @@ class TestConfig:
         config = ServeConfig(
             models=(ModelSpec("Iris", stage="Production"),),
             tokens=parse_tokens([("t", f"{hash_token('a')}=run")]),
+            batch_rows=64,
         )
         assert ServeConfig.from_json(config.to_json()) == config
+
+    def test_batch_rows(self) -> None:
+        assert ServeConfig().batch_rows == 0  # dynamic batching is opt-in
+        refused = CliRunner().invoke(
+            make_cli(), ["--tracking-uri", "memory:", "serve", "--model", "A", "--no-auth",
+                         "--batch-rows", "-1"],
+        )  # fmt: skip
+        assert refused.exit_code == 1 and "--batch-rows" in refused.output
 
     def test_serve_refuses_without_tokens_or_models(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv("UMLAUT_SERVE_TOKENS", raising=False)
@@ -147,7 +156,7 @@ class TestTokenSources:
         options = {
             "models": ("A",), "all_models": False, "default_stage": None, "host": "127.0.0.1",
             "port": 1, "workers": 1, "threads": 1, "tokens_file": tmp_path / "tokens.txt",
-            "no_auth": False, "max_body_size": 10, "max_batch": 1, "timeout": 1.0,
+            "no_auth": False, "max_body_size": 10, "max_batch": 1, "batch_rows": 0, "timeout": 1.0,
             "body_timeout": 1.0, "resolve_ttl": None, "graceful_timeout": 1.0,
             "access_log": "off", "root_path": "", "proxy_headers": False,
             "forwarded_allow_ips": "127.0.0.1",

@@ -51,8 +51,8 @@ class Server:
 
     def __init__(self, config: ServeConfig, umlaut: Umlaut | None = None) -> None:
         self.config = config
-        self.service = ModelService(config, umlaut)
         self.metrics = Metrics(config.metrics_dir)
+        self.service = ModelService(config, umlaut, on_batch=self.metrics.count_batch)
         self.access = AccessLog(config.access_log)
         self.version = _version()
         self.stopping = False

@@ -85,6 +85,9 @@ def _pyproject_tokens(profile: str | None) -> list[tuple[str, str]]:
               help="Largest request body, bytes (413 above).")  # fmt: skip
 @click.option("--max-batch", default=10_000, show_default=True, type=int,
               help="Most inputs in one /v1/…/batch request (413 above).")  # fmt: skip
+@click.option("--batch-rows", default=0, show_default=True, type=int, metavar="N",
+              help="Dynamic batching: concurrent requests for the same model and selector "
+                   "are answered by one model call of up to N rows (0: off).")  # fmt: skip
 @click.option("--timeout", default=60.0, show_default=True, type=float,
               help="Seconds a model call may take (504 after; audited as an error).")  # fmt: skip
 @click.option("--body-timeout", default=30.0, show_default=True, type=float,
@@ -158,6 +161,7 @@ def build_config(state: CliContext, options: dict[str, Any]) -> ServeConfig:
         no_auth=options["no_auth"],
         max_body_size=options["max_body_size"],
         max_batch=options["max_batch"],
+        batch_rows=options["batch_rows"],
         timeout=options["timeout"],
         body_timeout=options["body_timeout"],
         resolve_ttl=options["resolve_ttl"],

@@ -77,6 +77,9 @@ class ServeConfig:
     no_auth: bool = False
     max_body_size: int = 16 * 1024 * 1024
     max_batch: int = 10_000
+    #: Dynamic batching (``--batch-rows``): concurrent requests for one model and
+    #: selector answered by one ``run_batch`` call of at most this many rows; 0 is off.
+    batch_rows: int = 0
     timeout: float = 60.0
     body_timeout: float = 30.0
     resolve_ttl: float | None = None
@@ -109,6 +112,8 @@ class ServeConfig:
         ):
             if value < 1:
                 raise ConfigurationError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.batch_rows < 0:
+            raise ConfigurationError("--batch-rows must be 0 (off) or a positive number of rows")
         if self.timeout <= 0 or self.body_timeout <= 0:
             raise ConfigurationError("--timeout and --body-timeout must be positive")
         return self

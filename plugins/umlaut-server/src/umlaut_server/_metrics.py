@@ -35,6 +35,8 @@ class Metrics:
         self.hist: dict[Key, list[float]] = {}
         self.refused: dict[str, int] = defaultdict(int)
         self.http: dict[str, int] = defaultdict(int)
+        #: Dynamic batching, per model: [model calls made, requests they answered].
+        self.batches: dict[str, list[int]] = {}
         self.in_flight = 0
         self._dir = Path(metrics_dir) if metrics_dir else None
         self._last_dump = 0.0
@@ -62,6 +64,14 @@ class Metrics:
         with self._lock:
             self.http[str(status)] += 1
 
+    def count_batch(self, model: str, requests: int) -> None:
+        with self._lock:
+            counts = self.batches.get(model)
+            if counts is None:
+                counts = self.batches[model] = [0, 0]
+            counts[0] += 1
+            counts[1] += requests
+
     def count_refused(self, reason: str) -> None:
         with self._lock:
             self.refused[reason] += 1
@@ -76,6 +86,7 @@ class Metrics:
                 "hist": [[*k, list(v)] for k, v in self.hist.items()],
                 "refused": dict(self.refused),
                 "http": dict(self.http),
+                "batches": {k: list(v) for k, v in self.batches.items()},
                 "in_flight": self.in_flight,
             }
 
@@ -109,6 +120,7 @@ class Metrics:
             "hist": {},
             "refused": defaultdict(int),
             "http": defaultdict(int),
+            "batches": {},
             "in_flight": 0,
         }
         for snap in snaps:
@@ -122,6 +134,10 @@ class Metrics:
             for kind in ("refused", "http"):
                 for key, value in snap[kind].items():
                     total[kind][key] += value
+            for model, counts in snap.get("batches", {}).items():
+                into = total["batches"].setdefault(model, [0, 0])
+                into[0] += counts[0]
+                into[1] += counts[1]
             total["in_flight"] += snap["in_flight"]
         total["requests"] = [[*k, v] for k, v in total["requests"].items()]
         total["errors"] = [[*k, v] for k, v in total["errors"].items()]
@@ -165,6 +181,15 @@ class Metrics:
         add("# TYPE umlaut_serve_auth_refused_total counter")
         for reason, value in sorted(data["refused"].items()):
             add(f'umlaut_serve_auth_refused_total{{reason="{reason}"}} {value}')
+        if data["batches"]:  # only with --batch-rows
+            add("# HELP umlaut_serve_batch_calls_total Model calls made by dynamic batching.")
+            add("# TYPE umlaut_serve_batch_calls_total counter")
+            for model, (calls, _) in sorted(data["batches"].items()):
+                add(f"umlaut_serve_batch_calls_total{{{_labels(model=model)}}} {calls}")
+            add("# HELP umlaut_serve_batch_requests_total Requests those calls answered.")
+            add("# TYPE umlaut_serve_batch_requests_total counter")
+            for model, (_, requests) in sorted(data["batches"].items()):
+                add(f"umlaut_serve_batch_requests_total{{{_labels(model=model)}}} {requests}")
         add("# HELP umlaut_serve_in_flight Requests being answered now.")
         add("# TYPE umlaut_serve_in_flight gauge")
         add(f"umlaut_serve_in_flight {data['in_flight']}")

@@ -8,7 +8,9 @@ it ends (Python cannot stop a thread; a model that never returns holds its threa
 for good, so the pool shrinks by one until the server restarts). The facade spools
 each record (``delivery="spooled"``), so no response waits on a remote store, and a
 stage resolution is reused for ``resolve_ttl`` seconds, so a stage move made
-anywhere reaches every worker within that time without a restart.
+anywhere reaches every worker within that time without a restart. With
+``--batch-rows`` concurrent calls of one model and selector go through
+:mod:`~umlaut_server._batching` instead: one ``run_batch``, a ``Deadline`` each.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from umlaut_core.exceptions import (
     UmlautError,
 )
 
+from ._batching import Batcher
 from ._config import ModelSpec, ServeConfig
 from ._errors import ApiError, bad_request, not_found
 
@@ -58,7 +61,12 @@ class CallResult:
 class ModelService:
     """Served models, one facade, one thread pool (per worker process)."""
 
-    def __init__(self, config: ServeConfig, umlaut: Umlaut | None = None) -> None:
+    def __init__(
+        self,
+        config: ServeConfig,
+        umlaut: Umlaut | None = None,
+        on_batch: Callable[[str, int], None] | None = None,
+    ) -> None:
         self.config = config
         options: dict[str, Any] = {"delivery": "spooled", **config.umlaut_options}
         if config.resolve_ttl is not None:
@@ -70,12 +78,19 @@ class ModelService:
             max_workers=config.threads, thread_name_prefix="umlaut-serve"
         )
         self.specs = {spec.name: spec for spec in config.models}
+        self.batcher = (
+            Batcher(self.umlaut, self.pool, config.batch_rows, config.threads, on_batch)
+            if config.batch_rows
+            else None
+        )
 
     def close(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for running model calls, then close the facade
         (ships spooled records for up to ``exit_flush_timeout``; the rest stays in the
         spool file). A call still running after that (a model that hangs) cannot write
         its record any more: its client was answered 504 long before."""
+        if self.batcher is not None:
+            self.batcher.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
         end = time.monotonic() + timeout
         for thread in list(getattr(self.pool, "_threads", ())):
@@ -117,6 +132,9 @@ class ModelService:
     ) -> CallResult:
         version, stage = self.selector(name, version, stage)
         deadline = Deadline(self.config.timeout)
+        if self.batcher is not None:
+            queued = self.batcher.submit(name, version, stage, model_input, reference_id, deadline)
+            return self._result(await self._until(queued, deadline), deadline, name)
         run_model = self.umlaut.run_model
 
         def call() -> BaseException | None:
@@ -133,20 +151,26 @@ class ModelService:
                 return exc
             return None
 
-        error = await self._wait(call, deadline)
-        record = deadline.record
-        if error is None and record is not None and record.output_json is not None:
-            return CallResult(record.output_json, record.version, record.id)
-        raise self._api_error(error, record.version if record is not None else None, name)
-
-    async def _wait(
-        self, call: Callable[[], BaseException | None], deadline: Deadline
-    ) -> BaseException | None:
         loop = asyncio.get_running_loop()
         try:
             future = loop.run_in_executor(self.pool, call)
         except RuntimeError:  # the pool is shut down: the server is stopping
             raise ApiError(503, "TEMPORARILY_UNAVAILABLE", "the server is shutting down") from None
+        return self._result(await self._until(future, deadline), deadline, name)
+
+    def _result(self, error: BaseException | None, deadline: Deadline, name: str) -> CallResult:
+        """The call's answer, from the record it wrote (``deadline.record``)."""
+        record = deadline.record
+        if error is None and record is not None and record.output_json is not None:
+            return CallResult(record.output_json, record.version, record.id)
+        raise self._api_error(error, record.version if record is not None else None, name)
+
+    async def _until(
+        self, future: asyncio.Future[BaseException | None], deadline: Deadline
+    ) -> BaseException | None:
+        """The call's outcome, or a 504 the moment ``deadline`` passes first (the
+        call then records itself as a ``DeadlineExceededError``)."""
+        loop = asyncio.get_running_loop()
         done: asyncio.Future[BaseException | None] = loop.create_future()
 
         def settle(f: asyncio.Future[BaseException | None]) -> None:
