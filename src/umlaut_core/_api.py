@@ -15,9 +15,10 @@ import pluggy
 
 from . import naming
 from ._arguments import as_utc, check_metrics, check_params, version_number
+from ._batch_calls import call_chunks
 from ._batch_inputs import batch_source, record_ids_for, reference_list
 from ._buffer import RecordBuffer
-from ._calls import call_chunks, call_model, check_item, encode_item, selector_text
+from ._calls import call_model, check_item, encode_item, selector_text
 from ._dataset_api import DatasetApi
 from ._loading import VersionLoading
 from ._manager import get_plugin_manager

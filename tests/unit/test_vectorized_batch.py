@@ -16,7 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from umlaut_core import Umlaut
-from umlaut_core._calls import CHUNK
+from umlaut_core._batch_calls import CHUNK
 from umlaut_core.deadline import Deadline
 from umlaut_core.exceptions import DeadlineExceededError, InputValidationError
 
