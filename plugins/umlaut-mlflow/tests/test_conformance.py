@@ -18,6 +18,8 @@ pytestmark = pytest.mark.mlflow
 class TestMlflowServerTracker(TrackerSuite):
     """The tracker on a real `mlflow server` over HTTP."""
 
+    large_batch = 250  # past its 200-record chunk; a run per record is slow
+
     @pytest.fixture
     def tracker(self, mlflow_server: str) -> Iterator[MlflowTracker]:
         tracker = MlflowTracker(f"mlflow+{mlflow_server}")
@@ -27,6 +29,8 @@ class TestMlflowServerTracker(TrackerSuite):
 
 class TestMlflowSqliteTracker(TrackerSuite):
     """The tracker on an MLflow SQLite database, without a server."""
+
+    large_batch = 250  # past its 200-record chunk; a run per record is slow
 
     @pytest.fixture
     def tracker(self, mlflow_sqlite_uri: str) -> Iterator[MlflowTracker]:

@@ -159,16 +159,7 @@ class SqlExperimentStore:
         params: tuple[Any, ...] = (run_id, key, HISTORY_PAGE)
         action = f"reading the history of {key!r} of training run {run_id!r}"
         while True:
-
-            def page(conn: Any, sql: str = sql, params: tuple[Any, ...] = params) -> list[Any]:
-                cur = conn.cursor()
-                try:
-                    cur.execute(sql, params)
-                    return list(cur.fetchall())
-                finally:
-                    cur.close()
-
-            rows = self._tracker._hot(action, page)
+            rows = self._tracker._fetch_all(action, sql, params)
             # tuple.__new__ straight: a named tuple's own constructor costs twice as
             # much, and a million points are built here.
             yield from [
