@@ -19,6 +19,7 @@ from umlaut_core import Umlaut
 from umlaut_core._batch_calls import CHUNK
 from umlaut_core.deadline import Deadline
 from umlaut_core.exceptions import DeadlineExceededError, InputValidationError
+from umlaut_core.packer.flavors import _Sklearn
 
 
 class CountingRegression(LogisticRegression):  # type: ignore[misc]
@@ -133,6 +134,29 @@ def test_frames_of_several_rows_are_stacked_and_split_back(
     frames[1] = frames[1][list(reversed(frames[1].columns))]
     assert umlaut.run_batch("iris", frames) == outputs
     assert calls(log)[-1] == 6
+
+
+def test_lists_of_dict_rows_share_one_frame(
+    umlaut: Umlaut, rows: list[dict[str, float]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server's JSON requests (each a list of dict rows, or one dict) make one
+    DataFrame for the chunk, not one per request, and come back in their shapes."""
+    log = log_of(umlaut)
+    frames: list[int] = []
+    named = _Sklearn.named
+    monkeypatch.setattr(_Sklearn, "named", lambda self, m: frames.append(len(m)) or named(self, m))
+    inputs: list[Any] = [rows[:2], rows[2], [], rows[3:6]]
+    outputs = umlaut.run_batch("iris", inputs)
+    assert calls(log) == [6] and frames == [6]
+    assert [len(o) for o in (outputs[0], outputs[2], outputs[3])] == [2, 0, 3]
+    assert outputs[1]["prediction"] == umlaut.run_model("iris", rows[2])["prediction"]
+    assert [o["prediction"] for o in outputs[3]] == [
+        umlaut.run_model("iris", r)["prediction"] for r in rows[3:6]
+    ]
+    # A row lacking a feature refuses the stacked call: one by one, it fails alone.
+    inputs[3] = [rows[3], {"sepal length (cm)": 1.0}]
+    mixed = umlaut.run_batch("iris", inputs, on_error="continue")
+    assert isinstance(mixed[3], Exception) and mixed[:3] == outputs[:3]
 
 
 def test_deadlines_per_input(umlaut: Umlaut, rows: list[dict[str, float]]) -> None:
