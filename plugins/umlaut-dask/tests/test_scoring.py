@@ -15,10 +15,11 @@ import dask.bag as db
 import dask.dataframe as dd
 import pandas as pd
 import pytest
-from _task_helpers import FailAfterWrite, FailFrom, executing
-from umlaut_dask import new_batch_id, run_batch, score_bag, score_frame
+from _task_helpers import FailAfterWrite, FailFrom, PromoteOnce, executing
+from umlaut_dask import RowKeyError, new_batch_id, run_batch, score_bag, score_frame
 
 from umlaut_core import ConfigurationError, Umlaut
+from umlaut_core.ids import decode_id, encode_id
 
 META = {"band": "int64", "score": "float64"}
 
@@ -117,10 +118,33 @@ class TestExactlyOnce:
         assert record.tags["umlaut.selector"] == "stage=Production"
         assert record.selector == "version=1"  # the version pinned on the client
         assert record.id in set(out["umlaut_id"])
-        local = umlaut.run_batch(name, data.head(2_000), version=1, return_outputs=True)
-        assert out["band"].head(2_000).tolist() == [o["band"] for o in local]
-        assert out["score"].head(2_000).tolist() == [o["score"] for o in local]
-        assert out["band"].tolist() == (data["x"] % 7).tolist()
+        local = umlaut.run_batch(name, data, version=1, return_outputs=True)  # all 100k
+        assert out["band"].tolist() == [o["band"] for o in local]
+        assert out["score"].tolist() == [o["score"] for o in local]
+        # …and the audit records hold the same outputs, each under its row's input.
+        batch_ms = decode_id(scored.batch_id)[0]  # the batch's ids sort before local ones
+        stored = umlaut.history(name, limit=1_000, before=encode_id(batch_ms + 1, 0))
+        by_id = {row: o for row, o in zip(data["id"], local, strict=True)}
+        assert len(stored) == 1_000
+        assert {r.tags["umlaut.batch_id"] for r in stored} == {scored.batch_id}
+        assert all(r.output == by_id[r.inputs["id"]] for r in stored)
+
+    def test_one_pinned_version_while_the_stage_moves(
+        self, client: Any, umlaut: Umlaut, store: tuple[str, str], name: str, tmp_path: Path
+    ) -> None:
+        umlaut.track_model(Scorer(), name, stage="Production")
+        data = frame(4_000, 8)
+        promote = PromoteOnce(*store, name, str(tmp_path / "promoted"))
+        scored = score_frame(
+            umlaut, dd.from_pandas(data, npartitions=8), name, key="id", stage="Production",
+            meta=META, client=client, after_partition=promote,
+        )  # fmt: skip
+        with Umlaut(*store, resolve_ttl=0) as fresh:  # the client's facade caches stages
+            assert fresh.get_version(name, stage="Production").version == 2  # moved mid-job
+        assert scored.version.version == 1
+        records = umlaut.history(name, limit=5_000)
+        assert len(records) == 4_000 and {r.version for r in records} == {1}
+        assert scored.frame.compute().sort_index()["band"].tolist() == (data["x"] % 7).tolist()
 
     def test_failure_after_write_on_first_attempt(
         self, client: Any, umlaut: Umlaut, store: tuple[str, str], name: str, tmp_path: Path
@@ -196,6 +220,49 @@ class TestExactlyOnce:
         assert calls == sorted(data["id"].tolist())
         assert counts(store[0], name) == (300, 300)
         assert sorted(r.inputs["id"] for r in umlaut.history(name, limit=1_000)) == calls
+
+
+class TestRowKeys:
+    """Keys that would make two rows share one record are refused, never retried."""
+
+    def test_a_key_repeated_across_partitions(
+        self, client: Any, umlaut: Umlaut, store: tuple[str, str], name: str, tmp_path: Path
+    ) -> None:
+        log = tmp_path / "calls.log"
+        umlaut.track_model(CallLog(str(log)), name)
+        data = frame(4_000, 4)
+        data.loc[3_000:3_009, "id"] = data.loc[0:9, "id"].to_numpy()  # partition 3 repeats 0
+        with pytest.raises(RowKeyError, match="repeats across partitions: 10 of the 1000") as info:
+            score_frame(
+                umlaut, dd.from_pandas(data, npartitions=4), name, key="id", meta=META,
+                client=client,
+            )  # fmt: skip
+        assert not getattr(info.value, "__notes__", [])  # no advice to resume: same keys
+        settle(client)
+        stored, distinct = counts(store[0], name)
+        assert stored == distinct and stored <= 3_990
+        assert len(log.read_text().splitlines()) <= 4_000  # no partition ran twice
+
+    def test_a_key_repeated_in_a_partition_or_missing(
+        self, client: Any, umlaut: Umlaut, store: tuple[str, str], name: str, tmp_path: Path
+    ) -> None:
+        log = tmp_path / "calls.log"
+        umlaut.track_model(CallLog(str(log)), name)
+        data = frame(300, 1)
+        data.loc[7, "id"] = data.loc[3, "id"]
+        with pytest.raises(RowKeyError, match=r"repeats '1009' in partition 0"):
+            score_frame(
+                umlaut, dd.from_pandas(data, npartitions=1), name, key="id", meta=META,
+                client=client, retries=3,
+            )  # fmt: skip
+        items = [{"id": None if i == 5 else f"k{i}", "x": i, "y": 1.0} for i in range(50)]
+        with pytest.raises(RowKeyError, match="missing"):
+            score_bag(
+                umlaut, db.from_sequence(items, npartitions=1), name, key="id", meta=META,
+                client=client,
+            )  # fmt: skip
+        settle(client)
+        assert not log.exists() and counts(store[0], name) == (0, 0)  # refused before running
 
 
 class TestOtherInputs:

@@ -22,7 +22,16 @@ design and its limits.
 """
 
 from ._client import ScoredBatch, new_batch_id, run_batch, score_bag, score_frame
+from ._errors import RowKeyError
 
 __version__ = "0.1.0"
 
-__all__ = ["ScoredBatch", "__version__", "new_batch_id", "run_batch", "score_bag", "score_frame"]
+__all__ = [
+    "RowKeyError",
+    "ScoredBatch",
+    "__version__",
+    "new_batch_id",
+    "run_batch",
+    "score_bag",
+    "score_frame",
+]

@@ -14,6 +14,7 @@ import pandas as pd
 from umlaut_core import ConfigurationError, ModelVersion, Umlaut
 from umlaut_core.ids import decode_id, encode_id, is_id, new_run_id
 
+from ._errors import RowKeyError, repeated_across
 from ._job import (
     BATCH_TAG,
     SELECTOR_TAG,
@@ -402,8 +403,15 @@ def _submit(
             payload: Payload = future.result()
             future.release()
             if payload.records is not None:
-                # The client is the single writer: one transaction per partition.
-                umlaut.tracker.record_runs(Records(payload.records))
+                # The client is the single writer: one transaction per partition, and
+                # each partition reaches it once, so any id already held (outside a
+                # resume) is a key another partition had.
+                new = umlaut.tracker.record_runs(Records(payload.records))
+                if new < len(payload.records) and not job.resume:
+                    raise repeated_across(
+                        job.key, payload.partition, len(payload.records),
+                        len(payload.records) - new,
+                    )  # fmt: skip
             if payload.error is not None:
                 raise payload.error
             rows += payload.rows
@@ -414,10 +422,11 @@ def _submit(
                 following += 1
     except BaseException as exc:
         client.cancel([f for f in outputs if f is not None] + submitted)
-        exc.add_note(
-            f"umlaut-dask: the partitions stored so far keep their records; finish the "
-            f"job with batch_id={job.batch_id!r}"
-        )
+        if not isinstance(exc, RowKeyError):  # resuming would meet the same keys
+            exc.add_note(
+                f"umlaut-dask: the partitions stored so far keep their records; finish "
+                f"the job with batch_id={job.batch_id!r}"
+            )
         raise
     meta = _meta_frame(job, index_meta)
     frame = dd.from_delayed(outputs, meta=meta, divisions=divisions, verify_meta=False)

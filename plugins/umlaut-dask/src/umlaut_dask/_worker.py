@@ -21,6 +21,7 @@ from umlaut_core import AuditRecord, IntegrityError, Umlaut
 from umlaut_core.ids import decode_id, derived_ids, encode_id
 from umlaut_core.records import RecordFields, fields_of
 
+from ._errors import RowKeyError, repeated_across
 from ._job import Job, Payload, Records
 
 __all__ = ["facade", "key_text", "score_partition"]
@@ -75,7 +76,10 @@ def key_text(value: Any) -> str:
     if isinstance(value, str):
         return value
     if value is None or (isinstance(value, float) and value != value):
-        raise ValueError("a row key is missing (None/NaN); every row needs its own key")
+        raise RowKeyError(
+            "a row key is missing (None/NaN); every row needs its own key: fill it, or "
+            "choose a key column without gaps"
+        )
     item = getattr(value, "item", None)  # numpy scalars → Python
     return str(item() if callable(item) else value)
 
@@ -121,14 +125,10 @@ def score_partition(data: Any, job: Job, number: int) -> tuple[pd.DataFrame, Pay
         integers = False
         inputs = items if job.value is None else [job.value(item) for item in items]
         index = pd.Index(keys)
-    # Integer keys (the common case) need no per-value checks: no None, no NaN.
-    texts = list(map(str, keys)) if integers else [key_text(k) for k in keys]
-    if len(set(texts)) != len(texts):
-        repeated = pd.Series(texts)[pd.Series(texts).duplicated()].iloc[0]
-        raise ValueError(
-            f"the row key {job.key!r} repeats {repeated!r} in partition {number}: row "
-            f"keys must be unique in the batch, one audit record per key"
-        )
+    try:
+        texts = _key_texts(keys, integers, job.key, number)
+    except RowKeyError as exc:  # the same keys on every attempt: no retry, no record
+        return _empty(job, index[:0]), Payload(number, 0, error=exc)
     ids = derived_ids(job.ms, (job.batch_id,), texts)
     umlaut = facade(job)
     _check_version(umlaut, job)
@@ -137,9 +137,10 @@ def score_partition(data: Any, job: Job, number: int) -> tuple[pd.DataFrame, Pay
 
     handed: list[list[RecordFields]] = []
     delivered = False
+    held = 0
 
     def deliver(records: Collection[AuditRecord]) -> None:
-        nonlocal delivered
+        nonlocal delivered, held
         tuples = getattr(records, "field_tuples", None)
         # In id order: derived ids are spread over the whole id space, and rows
         # inserted at random places of a large id index cost the store three times
@@ -148,7 +149,9 @@ def score_partition(data: Any, job: Job, number: int) -> tuple[pd.DataFrame, Pay
         if job.writer == "client":
             handed.append(rows)
         else:
-            umlaut.tracker.record_runs(Records(rows))  # one transaction; ids held skipped
+            new = umlaut.tracker.record_runs(Records(rows))  # one transaction; held skipped
+            if 0 < new < len(rows) and not job.resume:
+                held = len(rows) - new
         delivered = True
 
     error: BaseException | None = None
@@ -171,11 +174,27 @@ def score_partition(data: Any, job: Job, number: int) -> tuple[pd.DataFrame, Pay
     if job.after_partition is not None:
         job.after_partition(number)
     records = handed[0] if handed else None
+    if held:
+        error = repeated_across(job.key, number, len(ids), held)
     if error is not None:
         return _empty(job, index[:0]), Payload(number, len(ids), records=records, error=error)
     if not job.return_outputs:
         return _empty(job, index[:0]), Payload(number, len(ids), records=records)
     return _frame(job, outputs, index, ids), Payload(number, len(ids), records=records)
+
+
+def _key_texts(keys: Sequence[Any], integers: bool, key: Any, number: int) -> list[str]:
+    """The keys as the texts record ids are derived from; none missing or repeated."""
+    # Integer keys (the common case) need no per-value checks: no None, no NaN.
+    texts = list(map(str, keys)) if integers else [key_text(k) for k in keys]
+    if len(set(texts)) != len(texts):
+        repeated = pd.Series(texts)[pd.Series(texts).duplicated()].iloc[0]
+        raise RowKeyError(
+            f"the row key {key!r} repeats {repeated!r} in partition {number}: row keys "
+            f"must be unique in the batch, one audit record per key; make the key unique "
+            f"(or choose a column that is)"
+        )
+    return texts
 
 
 def _empty(job: Job, index: pd.Index) -> pd.DataFrame:
