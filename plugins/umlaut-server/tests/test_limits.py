@@ -93,9 +93,15 @@ class TestBadRequests:
             (b'{"inputs": [1]}', "application/json; charset=latin-1", 415, "BAD_REQUEST"),
             (b'{"inputs": [1]}', "application/json; format=pandas-split", 415, "BAD_REQUEST"),
             (b"x" * 200_001, "application/json", 413, "REQUEST_LIMIT_EXCEEDED"),
+            # The client's own text as a field name: never repeated in the error body.
+            (b'{"inputs": [1], "%s": 1}' % SECRET.encode(), "application/json", 400,
+             "BAD_REQUEST"),
+            (b'{"dataframe_split": {"data": [[1]], "%s": 1}}' % SECRET.encode(),
+             "application/json", 400, "BAD_REQUEST"),
         ],
-        ids=["truncated", "two-keys", "list", "not-utf8", "deep", "text", "latin1", "param", "big"],
-    )
+        ids=["truncated", "two-keys", "list", "not-utf8", "deep", "text", "latin1", "param", "big",
+             "secret-key", "secret-split-key"],
+    )  # fmt: skip
     def test_invocations(
         self,
         sqlite_server: ServerProcess,
@@ -110,6 +116,25 @@ class TestBadRequests:
             )
         assert response.status_code == status, response.text
         assert _clean(response)["error_code"] == code
+
+    def test_streamed_body_over_the_limit_and_a_secret_tensor_name(
+        self, sqlite_server: ServerProcess
+    ) -> None:
+        def chunks() -> Iterator[bytes]:  # no Content-Length: sent chunked
+            yield b'{"inputs": ['
+            for _ in range(30):
+                yield b"1," * 5_000
+            yield b"1]}"
+
+        tensor = {"name": SECRET, "shape": [2], "datatype": "FP32", "data": [1.0]}
+        with sqlite_server.client() as client:
+            big = client.post(
+                "/invocations", content=chunks(), headers={"Content-Type": "application/json"}
+            )
+            v2 = client.post("/v2/models/Double/infer", json={"inputs": [tensor]})
+        assert big.status_code == 413 and "content-length" not in big.request.headers
+        assert _clean(big)["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+        assert v2.status_code == 400 and "input tensor 0" in _clean(v2)["message"]
 
     def test_model_error_names_its_type_only(self, sqlite_server: ServerProcess) -> None:
         with sqlite_server.client() as client:
@@ -163,6 +188,29 @@ class TestTimeouts:
             (record,) = records_for(umlaut, "slow-1")
         assert record.status == "error" and record.output is None
         assert record.error_type == "umlaut_core.exceptions.DeadlineExceededError"
+
+    def test_batch_over_its_deadline(self, sqlite_server: ServerProcess) -> None:
+        """``/batch`` shares the limit: 504 at the deadline; the input that finished in
+        time keeps its output, the one that overran and the one that never started
+        are recorded as DeadlineExceededError (one record each)."""
+        started = time.monotonic()
+        with sqlite_server.client() as client:
+            response = client.post(
+                "/v1/models/Slow/batch",
+                json={"inputs": [{"sleep": 0.1}, {"sleep": 3}, {"sleep": 0.2}]},
+                headers={"X-Request-ID": "slow-batch"},
+            )
+        assert response.status_code == 504
+        assert _clean(response)["error_code"] == "DEADLINE_EXCEEDED"
+        assert time.monotonic() - started < 2.9
+        with sqlite_server.registry.umlaut() as umlaut:
+            records = records_for(umlaut, "slow-batch", expect=3)
+        by_sleep = {r.inputs["sleep"]: r for r in records}
+        assert len(records) == 3 and by_sleep[0.1].status == "ok"
+        for overran, message in ((3, "returned after"), (0.2, "did not run")):
+            record = by_sleep[overran]
+            assert record.error_type == "umlaut_core.exceptions.DeadlineExceededError"
+            assert message in (record.error_message or "") and record.output is None
 
     def test_slow_body_is_served_and_a_stalled_one_refused(
         self, sqlite_server: ServerProcess

@@ -48,8 +48,11 @@ def model_input(body: Any) -> tuple[Any, Any]:
     present = [k for k in FORMATS if k in body]
     unknown = sorted(k for k in body if k not in FORMATS and k != "params")
     if len(present) != 1 or unknown:
+        # Counted, not quoted: a field name is the client's text, and error bodies
+        # repeat none of it (a key can hold a value: {"<customer email>": ...}).
         raise bad_request(
-            f"{_REQUIRED} (and optionally 'params'). Received the fields {sorted(body)}."
+            f"{_REQUIRED} (and optionally 'params'). Received {len(present)} of those "
+            f"input fields and {len(unknown)} other field(s)."
         )
     params = body.get("params")
     if params is not None and not isinstance(params, dict):
@@ -71,9 +74,12 @@ def _split(value: Any) -> list[Any]:
             "'dataframe_split' must be a JSON object with 'data' (a list of rows) and "
             "optionally 'columns' and 'index'"
         )
-    extra = sorted(set(value) - {"columns", "data", "index"})
+    extra = set(value) - {"columns", "data", "index"}
     if extra:
-        raise bad_request(f"'dataframe_split' has unknown fields {extra}")
+        raise bad_request(
+            f"'dataframe_split' has {len(extra)} unknown field(s); it takes 'data' and "
+            f"optionally 'columns' and 'index'"
+        )
     data = value["data"]
     columns = value.get("columns")
     if not isinstance(data, list):

@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from umlaut_core import Umlaut
 from umlaut_core.deadline import Deadline
@@ -45,6 +45,7 @@ from ._errors import ApiError, bad_request, not_found
 
 __all__ = ["CallResult", "ModelService"]
 
+T = TypeVar("T")
 log = logging.getLogger("umlaut.serve")
 
 
@@ -165,15 +166,16 @@ class ModelService:
             return CallResult(record.output_json, record.version, record.id)
         raise self._api_error(error, record.version if record is not None else None, name)
 
-    async def _until(
-        self, future: asyncio.Future[BaseException | None], deadline: Deadline
-    ) -> BaseException | None:
-        """The call's outcome, or a 504 the moment ``deadline`` passes first (the
-        call then records itself as a ``DeadlineExceededError``)."""
+    async def _until(self, future: asyncio.Future[T], *deadlines: Deadline) -> T:
+        """The call's outcome, or a 504 the moment its deadlines pass first (a call
+        that had not finished then records itself as a ``DeadlineExceededError``; the
+        inputs of a batch that finished in time keep their records)."""
+        if not deadlines:
+            return await future
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[BaseException | None] = loop.create_future()
+        done: asyncio.Future[T] = loop.create_future()
 
-        def settle(f: asyncio.Future[BaseException | None]) -> None:
+        def settle(f: asyncio.Future[T]) -> None:
             if not done.done():
                 if f.cancelled():
                     done.cancel()
@@ -181,7 +183,8 @@ class ModelService:
                     done.set_result(f.result())
 
         def expire() -> None:
-            if not done.done() and deadline.expire():
+            late = [d.expire() for d in deadlines]  # every one: each input is told
+            if not done.done() and any(late):
                 done.set_exception(
                     ApiError(
                         504,
@@ -192,7 +195,7 @@ class ModelService:
                 )
 
         future.add_done_callback(settle)
-        timer = loop.call_later(deadline.remaining(), expire)
+        timer = loop.call_later(min(d.remaining() for d in deadlines), expire)
         try:
             return await done
         finally:
@@ -215,6 +218,9 @@ class ModelService:
             f"stage={stage}" if stage is not None else "latest"
         )  # fmt: skip
         umlaut = self.umlaut
+        # One deadline per input, all ending --timeout from now: an input still
+        # running or waiting when it passes is recorded as a DeadlineExceededError.
+        deadlines = [Deadline(self.config.timeout) for _ in inputs]
 
         def call() -> tuple[int, list[Any]] | BaseException:
             try:
@@ -226,6 +232,7 @@ class ModelService:
                     reference_ids=[reference_id] * len(inputs),
                     tags={"serve.selector": selector},
                     on_error="continue",
+                    deadlines=deadlines,
                 )
                 return mv.version, outputs
             except BaseException as exc:
@@ -233,9 +240,10 @@ class ModelService:
 
         loop = asyncio.get_running_loop()
         try:
-            result = await loop.run_in_executor(self.pool, call)
+            future = loop.run_in_executor(self.pool, call)
         except RuntimeError:
             raise ApiError(503, "TEMPORARILY_UNAVAILABLE", "the server is shutting down") from None
+        result = await self._until(future, *deadlines)
         if isinstance(result, BaseException):
             raise self._api_error(result, None, name)
         number, outputs = result

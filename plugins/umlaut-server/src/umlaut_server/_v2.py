@@ -70,28 +70,29 @@ def rows_from_request(body: Any) -> tuple[list[Any], str | None]:
             or not shape
             or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
         ):
-            raise bad_request(f"input tensor {name!r}: 'shape' must be a list of sizes")
+            raise bad_request(f"input tensor {number}: 'shape' must be a list of sizes")
         if datatype not in _DATATYPES:
             raise bad_request(
-                f"input tensor {name!r}: 'datatype' must be one of {sorted(_DATATYPES)}"
+                f"input tensor {number}: 'datatype' must be one of {sorted(_DATATYPES)}"
             )
         if "data" not in tensor:
-            raise bad_request(f"input tensor {name!r} has no 'data'")
+            raise bad_request(f"input tensor {number} has no 'data'")
         flat = _flatten(tensor["data"])
         if math.prod(shape) != len(flat):
             raise bad_request(
-                f"input tensor {name!r}: shape {shape} holds {math.prod(shape)} values, "
+                f"input tensor {number}: shape {shape} holds {math.prod(shape)} values, "
                 f"'data' has {len(flat)}"
             )
         width = math.prod(shape[1:]) if len(shape) > 1 else 1
         if len(inputs) > 1 and width != 1:
             raise bad_request(
-                f"input tensor {name!r}: with several input tensors each is one column "
+                f"input tensor {number}: with several input tensors each is one column "
                 f"(shape [N] or [N, 1]); got {shape}"
             )
         if count is not None and shape[0] != count:
             raise bad_request(
-                f"input tensors have different row counts ({count} and {shape[0]} for {name!r})"
+                f"input tensors have different row counts ({count}, and {shape[0]} "
+                f"for input tensor {number})"
             )
         count = shape[0]
         if width == 1:
