@@ -9,6 +9,7 @@ import json
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -148,9 +149,13 @@ class TestShutdown:
 class TestWorkers:
     """Two worker processes share one spool; /metrics adds both workers' counters."""
 
-    def test_two_workers(self, sqlite_registry: Registry, server_factory: Any) -> None:
+    @pytest.mark.parametrize("registry_name", ["sqlite_registry", "postgres_s3_registry"])
+    def test_two_workers(
+        self, registry_name: str, request: pytest.FixtureRequest, server_factory: Any
+    ) -> None:
+        registry: Registry = request.getfixturevalue(registry_name)
         server: ServerProcess = server_factory(
-            sqlite_registry, "--model", "Double@Production", "--workers", "2"
+            registry, "--model", "Double@Production", "--workers", "2"
         )
         since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
         deadline = time.monotonic() + 60
@@ -174,6 +179,22 @@ class TestWorkers:
             if line.startswith('umlaut_serve_requests_total{model="Double"')
         )
         assert total == len(results)
-        with sqlite_registry.umlaut() as umlaut:
+        with registry.umlaut() as umlaut:
             found = records_by_reference(umlaut, "Double", since, {r[0] for r in results})
         assert all(len(found.get(rid, [])) == 1 for rid, *_ in results)
+
+
+class TestBinding:
+    """Without ``--host`` the server listens on the loopback interface only."""
+
+    def test_listens_on_loopback_only(self, sqlite_server: ServerProcess) -> None:
+        table = Path("/proc/net/tcp")
+        if not table.exists():
+            pytest.skip("reads the kernel's socket table, /proc/net/tcp (Linux only)")
+        port = int(sqlite_server.url.rsplit(":", 1)[1])
+        listening = [
+            fields[1]  # local address:port, hex
+            for fields in (line.split() for line in table.read_text().splitlines()[1:])
+            if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port  # 0A: LISTEN
+        ]
+        assert listening == [f"0100007F:{port:04X}"]  # 127.0.0.1, nothing on 0.0.0.0
