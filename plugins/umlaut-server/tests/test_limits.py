@@ -89,6 +89,9 @@ class TestBadRequests:
             (b'[{"a": 1}]', "application/json", 400, "BAD_REQUEST"),
             (b'{"inputs": "\xff\xfe"}', "application/json", 400, "MALFORMED_REQUEST"),
             (b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "MALFORMED_REQUEST"),
+            # Parses, but nested deeper than an audit record may hold.
+            (b'{"inputs": ' + b"[" * 500 + b"]" * 500 + b"}", "application/json", 400,
+             "BAD_REQUEST"),
             (b'{"inputs": [1]}', "text/plain", 415, "BAD_REQUEST"),
             (b'{"inputs": [1]}', "application/json; charset=latin-1", 415, "BAD_REQUEST"),
             (b'{"inputs": [1]}', "application/json; format=pandas-split", 415, "BAD_REQUEST"),
@@ -99,8 +102,8 @@ class TestBadRequests:
             (b'{"dataframe_split": {"data": [[1]], "%s": 1}}' % SECRET.encode(),
              "application/json", 400, "BAD_REQUEST"),
         ],
-        ids=["truncated", "two-keys", "list", "not-utf8", "deep", "text", "latin1", "param", "big",
-             "secret-key", "secret-split-key"],
+        ids=["truncated", "two-keys", "list", "not-utf8", "deep", "nested-500", "text", "latin1",
+             "param", "big", "secret-key", "secret-split-key"],
     )  # fmt: skip
     def test_invocations(
         self,
