@@ -97,6 +97,14 @@ def name() -> str:
     return f"dask {uuid.uuid4().hex[:10]}"
 
 
+@pytest.fixture
+def log(umlaut: Umlaut, name: str, tmp_path: Path) -> Path:
+    """The file every input is logged to: ``name`` is tracked as a :class:`CallLog`."""
+    path = tmp_path / "calls.log"
+    umlaut.track_model(CallLog(str(path)), name)
+    return path
+
+
 class TestExactlyOnce:
     """Every row gets exactly one audit record, with the outputs a local batch gives."""
 
@@ -177,10 +185,8 @@ class TestExactlyOnce:
         client.wait_for_workers(2, timeout=60)
 
     def test_interrupted_batch_resumed_by_id(
-        self, client: Any, umlaut: Umlaut, store: tuple[str, str], name: str, tmp_path: Path
+        self, client: Any, umlaut: Umlaut, store: tuple[str, str], name: str, log: Path
     ) -> None:
-        log = tmp_path / "calls.log"
-        umlaut.track_model(CallLog(str(log)), name)
         data = dd.from_pandas(frame(5_000, 5), npartitions=5)
         batch = new_batch_id()
         with pytest.raises(RuntimeError, match="interrupted") as info:
@@ -205,10 +211,8 @@ class TestExactlyOnce:
         assert again.rows == 0 and again.skipped == (0, 1, 2, 3, 4)
 
     def test_no_record_from_metadata_rows(
-        self, client: Any, umlaut: Umlaut, store: tuple[str, str], name: str, tmp_path: Path
+        self, client: Any, umlaut: Umlaut, store: tuple[str, str], name: str, log: Path
     ) -> None:
-        log = tmp_path / "calls.log"
-        umlaut.track_model(CallLog(str(log)), name)
         data = frame(300, 3)
         scored = score_frame(
             umlaut, dd.from_pandas(data, npartitions=3), name, key="id", meta=META,
@@ -226,10 +230,8 @@ class TestRowKeys:
     """Keys that would make two rows share one record are refused, never retried."""
 
     def test_a_key_repeated_across_partitions(
-        self, client: Any, umlaut: Umlaut, store: tuple[str, str], name: str, tmp_path: Path
+        self, client: Any, umlaut: Umlaut, store: tuple[str, str], name: str, log: Path
     ) -> None:
-        log = tmp_path / "calls.log"
-        umlaut.track_model(CallLog(str(log)), name)
         data = frame(4_000, 4)
         data.loc[3_000:3_009, "id"] = data.loc[0:9, "id"].to_numpy()  # partition 3 repeats 0
         with pytest.raises(RowKeyError, match="repeats across partitions: 10 of the 1000") as info:
@@ -244,10 +246,8 @@ class TestRowKeys:
         assert len(log.read_text().splitlines()) <= 4_000  # no partition ran twice
 
     def test_a_key_repeated_in_a_partition_or_missing(
-        self, client: Any, umlaut: Umlaut, store: tuple[str, str], name: str, tmp_path: Path
+        self, client: Any, umlaut: Umlaut, store: tuple[str, str], name: str, log: Path
     ) -> None:
-        log = tmp_path / "calls.log"
-        umlaut.track_model(CallLog(str(log)), name)
         data = frame(300, 1)
         data.loc[7, "id"] = data.loc[3, "id"]
         with pytest.raises(RowKeyError, match=r"repeats '1009' in partition 0"):
