@@ -100,12 +100,8 @@ def fill(umlaut: Umlaut) -> None:
     umlaut.track_model(failing, "Failing", stage="Production")
     umlaut.track_model(Marker(1), "Moving", stage="Production")
     umlaut.track_model(Marker(2), "Moving")
-    umlaut.track_model(
-        iris_pipeline(),
-        "Iris",
-        stage="Production",
-        signature={c: "float" for c in IRIS_COLUMNS},
-    )
+    # Its signature is the fitted estimator's (umlaut.table/1), as a user's would be.
+    umlaut.track_model(iris_pipeline(), "Iris", stage="Production")
 
 
 # -- registries ---------------------------------------------------------------------------

@@ -3,12 +3,18 @@ answer, the version it names, and the one audit record behind it."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from typing import Any
 
 import httpx
 import pytest
 from servekit import IRIS_COLUMNS, ServerProcess, records_for
+from starlette.routing import Route
+from umlaut_server import ServeConfig, create_app
+
+from umlaut_core import Umlaut
 
 pytestmark = pytest.mark.slow
 
@@ -219,14 +225,94 @@ class TestNativeProtocol:
         assert missing.status_code == 404
         assert missing.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
 
-    def test_openapi_has_signature_schemas(self, sqlite_server: ServerProcess) -> None:
+
+def _served_routes() -> list[tuple[Route, str]]:
+    """Every ``(route, method)`` the app of ``create_app`` serves (``HEAD`` aside; the
+    shared server has no ``--ui``, whose HTML pages are a ``Mount``)."""
+    config = ServeConfig(all_models=True, no_auth=True, access_log=None)
+    app = create_app(config, Umlaut("memory:", delivery="sync"))
+    try:
+        return [
+            (route, method)
+            for route in app.routes
+            if isinstance(route, Route)
+            for method in sorted((route.methods or set()) - {"HEAD"})
+        ]
+    finally:
+        app.state.server.close()
+
+
+def _body_schema(document: dict[str, Any], path: str) -> dict[str, Any]:
+    body = document["paths"][path]["post"]["requestBody"]
+    schema: dict[str, Any] = body["content"]["application/json"]["schema"]
+    return schema
+
+
+@pytest.fixture(scope="module")
+def document(sqlite_server: ServerProcess) -> dict[str, Any]:
+    """The shared server's /openapi.json."""
+    with sqlite_server.client() as client:
+        answer: dict[str, Any] = client.get("/openapi.json").json()
+    return answer
+
+
+class TestOpenApi:
+    """/openapi.json lists every route served, with the input schema of each model's
+    signature wherever the route takes that model's input."""
+
+    def test_every_served_route_and_no_other(self, document: dict[str, Any]) -> None:
+        served = _served_routes()
+        paths = document["paths"]
+        missing = [f"{m} {r.path}" for r, m in served if m.lower() not in paths.get(r.path, {})]
+        assert missing == []
+        for path, operations in paths.items():  # a model's own path matches its template
+            for method, operation in operations.items():
+                assert any(
+                    route.path_regex.match(path) and m == method.upper() for route, m in served
+                ), f"{method} {path} is not served"
+                declared = {p["name"] for p in operation["parameters"] if p["in"] == "path"}
+                assert declared == set(re.findall(r"{(\w+)}", path)), path
+
+    def test_valid_openapi(self, document: dict[str, Any]) -> None:
+        from openapi_spec_validator import validate  # the serve env installs it
+
+        validate(document)
+        assert document["openapi"].startswith("3.")
+
+    def test_signature_schemas(self, document: dict[str, Any]) -> None:
+        iris = set(IRIS_COLUMNS)
+        run = _body_schema(document, "/v1/models/Iris/run")["properties"]["input"]
+        row = run["anyOf"][0]
+        assert set(row["properties"]) == iris  # from the estimator's table signature
+        # scikit-learn records no nulls seen, so the estimator's columns are nullable.
+        assert all(p["type"] == ["number", "null"] for p in row["properties"].values())
+        assert set(row["required"]) == iris
+        batch = _body_schema(document, "/v1/models/Iris/batch")["properties"]["inputs"]
+        assert batch["items"] == run
+        mlflow = _body_schema(document, "/invocations")["properties"]  # Iris: the first --model
+        assert mlflow["dataframe_records"]["items"] == row
+        assert set(mlflow["dataframe_split"]["properties"]["columns"]["items"]["enum"]) == iris
+        tensor = _body_schema(document, "/v2/models/Iris/infer")["properties"]["inputs"]["items"]
+        assert set(tensor["properties"]["name"]["enum"]) == iris
+        double = _body_schema(document, "/v1/models/Double/batch")["properties"]["inputs"]
+        assert double["items"]["anyOf"][0]["properties"] == {"v": {"type": "number"}}
+
+    def test_generic_without_a_known_signature(self, document: dict[str, Any]) -> None:
+        # Echo has no signature; a selector may name another version, another signature.
+        assert not [p for p in document["paths"] if "/Echo" in p]
+        templated = {r.path for r, m in _served_routes() if m == "POST" and "{" in r.path}
+        assert {p for p in templated if "{version}" in p or "{stage}" in p}
+        for path in templated:
+            text = json.dumps(_body_schema(document, path))
+            assert not [c for c in IRIS_COLUMNS if c in text], path
+
+    def test_docs_page(self, sqlite_server: ServerProcess) -> None:
         with sqlite_server.client() as client:
-            document = client.get("/openapi.json").json()
             page = client.get("/docs")
-        body = document["paths"]["/v1/models/Iris/run"]["post"]["requestBody"]
-        schema = body["content"]["application/json"]["schema"]["properties"]["input"]["anyOf"][0]
-        assert set(schema["properties"]) == set(IRIS_COLUMNS)
-        assert page.status_code == 200 and "/invocations" in page.text
+        text = html.unescape(page.text)
+        assert page.status_code == 200 and "POST /invocations" in text
+        assert "POST /v1/models/{name}/stages/{stage}/batch" in text
+        assert "GET /v2/models/{model}/versions/{version}/ready" in text
 
 
 class TestOpenInferenceProtocol:
@@ -241,6 +327,7 @@ class TestOpenInferenceProtocol:
             missing = client.get("/v2/models/Nope/ready")
         assert meta["name"] == "Iris" and meta["versions"] == ["1"]
         assert sorted(i["name"] for i in meta["inputs"]) == sorted(IRIS_COLUMNS)
+        assert {i["datatype"] for i in meta["inputs"]} == {"FP64"}
         assert ready.json() == {"name": "Moving", "ready": True}
         assert missing.status_code == 404 and "error" in missing.json()
 

@@ -166,3 +166,36 @@ class TestTokenSources:
         assert tokens.scopes_of("py") == {"read"}
         assert tokens.scopes_of("prod") == {"run"}
         assert tokens.scopes_of("file") == {"run"}
+
+
+class TestInputSchemas:
+    """A version's signature as a JSON Schema for one row (OpenAPI, V2 metadata)."""
+
+    def test_table_signature(self) -> None:
+        from umlaut_server._openapi import input_schema
+        from umlaut_server._v2 import _datatype_of_schema
+
+        signature = {
+            "format": "umlaut.table/1",
+            "columns": [
+                {"name": "age", "type": "integer", "nullable": True, "min": 18, "max": 90,
+                 "categories": None},
+                {"name": "plan", "type": "category", "nullable": False, "min": None,
+                 "max": None, "categories": ["basic", "pro"]},
+                {"name": "since", "type": "date", "nullable": False, "min": None, "max": None,
+                 "categories": None},
+                {"name": "blob", "type": "other", "nullable": False, "min": None, "max": None,
+                 "categories": None},
+            ],
+        }  # fmt: skip
+        schema = input_schema(signature)
+        assert schema is not None and schema["required"] == ["age", "plan", "since", "blob"]
+        age, plan, since, blob = (schema["properties"][c] for c in schema["required"])
+        assert age["type"] == ["integer", "null"] and "min 18" in age["description"]
+        assert plan["type"] == "string" and "basic" in plan["description"]  # soft: no enum
+        assert since == {"type": "string", "format": "date"} and blob == {}
+        datatypes = [_datatype_of_schema(schema["properties"][c]) for c in schema["required"]]
+        assert datatypes == ["INT64", "BYTES", "BYTES", "BYTES"]
+        assert input_schema({"v": "float"})["properties"] == {"v": {"type": "number"}}
+        assert input_schema({"note": "trained on March data"}) is None  # prose, not columns
+        assert input_schema({"columns": [1, 2]}) is None and input_schema(None) is None

@@ -86,10 +86,11 @@ class ModelService:
         )
 
     def close(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for running model calls, then close the facade
-        (ships spooled records for up to ``exit_flush_timeout``; the rest stays in the
-        spool file). A call still running after that (a model that hangs) cannot write
-        its record any more: its client was answered 504 long before."""
+        """Within ``timeout`` seconds, wait for running model calls, then ship the
+        spool; then close the facade (which tries ``exit_flush_timeout`` more if records
+        are left, e.g. the store is down; the rest stays in the spool file for the next
+        process). A call still running after that (a model that hangs) cannot write its
+        record any more: its client was answered 504 long before."""
         if self.batcher is not None:
             self.batcher.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -98,6 +99,9 @@ class ModelService:
             thread.join(max(0.0, end - time.monotonic()))
             if thread.is_alive():
                 log.warning("a model call is still running at shutdown; its record is lost")
+        left = end - time.monotonic()
+        if left > 0 and not self.umlaut.flush(left):
+            log.warning("the spool was not shipped within --graceful-timeout; it stays queued")
         self.umlaut.close()
 
     # -- which model ----------------------------------------------------------------

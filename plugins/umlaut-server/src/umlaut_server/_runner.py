@@ -6,9 +6,9 @@ uvicorn binds the socket once, spawns N processes that each build the app with
 :func:`~umlaut_server._app.app_from_environment` (the configuration travels in
 ``UMLAUT_SERVE_CONFIG``), restarts a worker that dies, and on SIGTERM/SIGINT tells
 every worker to stop: each stops accepting, lets in-flight requests finish (up to
-``--graceful-timeout``), waits for its model threads, then closes its ``Umlaut``,
-which ships what it can of the spool in ``exit_flush_timeout`` (5 s); whatever is
-left stays in the spool file and is shipped by the next process that opens it. A
+``--graceful-timeout``), then within as long again waits for its model threads and
+ships the spool, and closes its ``Umlaut``; whatever is left (the store is down)
+stays in the spool file and is shipped by the next process that opens it. A
 response is only ever sent after its record is in the spool, so a stop loses none.
 """
 

@@ -185,7 +185,7 @@ async def metadata(request: Request, ctx: Ctx) -> Response:
     ctx.version = info["version"]
     schema = input_schema(info["signature"])
     inputs = [
-        {"name": column, "datatype": _V2_TYPES.get(str(spec.get("type")), "BYTES"), "shape": [-1]}
+        {"name": column, "datatype": _datatype_of_schema(spec), "shape": [-1]}
         for column, spec in (schema or {}).get("properties", {}).items()
         if isinstance(spec, dict)
     ]
@@ -236,6 +236,14 @@ async def infer(request: Request, ctx: Ctx) -> Response:
 
 
 _V2_TYPES = {"number": "FP64", "integer": "INT64", "boolean": "BOOL", "string": "BYTES"}
+
+
+def _datatype_of_schema(spec: dict[str, Any]) -> str:
+    """A column's V2 datatype from its JSON Schema (a nullable column's non-null type)."""
+    kind = spec.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    return _V2_TYPES.get(str(kind), "BYTES")
 
 
 def routes(endpoint: Callable[[str, str | None, Any], Any]) -> list[Route]:
