@@ -13,6 +13,7 @@ import pytest
 from servekit import IRIS_COLUMNS, ServerProcess, records_for
 from starlette.routing import Route
 from umlaut_server import ServeConfig, create_app
+from umlaut_server._openapi import build
 
 from umlaut_core import Umlaut
 
@@ -305,6 +306,18 @@ class TestOpenApi:
         for path in templated:
             text = json.dumps(_body_schema(document, path))
             assert not [c for c in IRIS_COLUMNS if c in text], path
+
+    def test_security_follows_the_auth_setting(self, document: dict[str, Any]) -> None:
+        assert document["paths"]["/invocations"]["post"]["security"] == [{"bearer": ["run"]}]
+        config = ServeConfig(all_models=True, no_auth=True, access_log=None)
+        app = create_app(config, Umlaut("memory:", delivery="sync"))
+        try:
+            open_doc = build(app.state.server, {})
+        finally:
+            app.state.server.close()
+        assert "components" not in open_doc
+        assert not [p for p, ops in open_doc["paths"].items() for op in ops.values()
+                    if "security" in op]  # fmt: skip
 
     def test_docs_page(self, sqlite_server: ServerProcess) -> None:
         with sqlite_server.client() as client:

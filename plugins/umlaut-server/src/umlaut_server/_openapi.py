@@ -342,12 +342,18 @@ def build(server: Any, signatures: dict[str, Any]) -> dict[str, Any]:
             summary = f"{_summary(path, served.handler)} ({name})"
             body = _body(served.handler, row, config.max_batch)
             paths.setdefault(concrete, {})[method] = _op(concrete, summary, body, served.scope)
-    return {
+    doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": "umlaut serve", "version": server.version},
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "paths": paths,
     }
+    if config.no_auth:  # served without authentication: a client sends no token
+        del doc["components"]
+        for methods in paths.values():
+            for op in methods.values():
+                op.pop("security", None)
+    return doc
 
 
 def _signatures(server: Any) -> dict[str, Any]:
