@@ -186,6 +186,11 @@ class TestNativeProtocol:
         assert pinned.json()["output"] == 2 and pinned.json()["version"] == 2
         assert staged.json()["output"] == 8
         assert staged.json()["request_id"] == staged.headers["X-Request-ID"]
+        # No X-Request-ID sent: the generated one is echoed and is the record's reference.
+        generated = staged.headers["X-Request-ID"]
+        with any_server.registry.umlaut() as umlaut:
+            (record,) = records_for(umlaut, generated)
+        assert record.id == staged.headers["X-Umlaut-Record-ID"] and record.output == 8
 
     def test_batch_is_one_version_and_one_record_per_input(self, any_server: ServerProcess) -> None:
         with any_server.client() as client:
@@ -342,6 +347,11 @@ class TestOpenInferenceProtocol:
         assert sorted(i["name"] for i in meta["inputs"]) == sorted(IRIS_COLUMNS)
         assert {i["datatype"] for i in meta["inputs"]} == {"FP64"}
         assert ready.json() == {"name": "Moving", "ready": True}
+        with sqlite_server.client() as client:
+            pinned = client.get("/v2/models/Moving/versions/2")
+            unknown = client.get("/v2/models/Moving/versions/9")
+        assert pinned.json()["name"] == "Moving" and pinned.json()["versions"] == ["1", "2"]
+        assert pinned.headers["X-Umlaut-Version"] == "2" and unknown.status_code == 404
         assert missing.status_code == 404 and "error" in missing.json()
 
     def test_infer_columns_echoes_the_id(self, any_server: ServerProcess) -> None:
