@@ -172,7 +172,7 @@ class TestInputSchemas:
     """A version's signature as a JSON Schema for one row (OpenAPI, V2 metadata)."""
 
     def test_table_signature(self) -> None:
-        from umlaut_server._openapi import input_schema
+        from umlaut_server._schemas import input_schema
         from umlaut_server._v2 import _datatype_of_schema
 
         signature = {

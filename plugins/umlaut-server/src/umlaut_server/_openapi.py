@@ -4,18 +4,15 @@ Every route the server serves is in the document: the operations routes listed h
 and each protocol's routes read from its module's own ``routes()`` (so a route added
 there cannot be missing here), selectors included.
 
-A model's input schema comes from its signature (``track_model(signature=...)``)
-when it has one: a JSON Schema object (``{"type": "object", "properties": …}``) is
-used as it is; a mapping of column → type name (``{"sepal_length": "float",
-"species": "str"}``, or the same under ``"inputs"``) becomes an object schema of those
-columns. That one row schema (:func:`input_schema`) is reused for every route that
-takes the model's input at its default selector: ``/v1/models/{name}/run``
-(``input``) and ``/batch`` (each of ``inputs``) and ``/v2/models/{model}/infer`` (a
-tensor per column, named after one) get a path of their own per model, and
-``/invocations`` describes the first ``--model`` (``dataframe_records`` rows,
-``dataframe_split`` columns). The selector routes (``…/versions/{v}``,
-``…/stages/{s}``) may reach another version, with another signature: they stay
-generic, as does every route of a model without a signature.
+A model's input schema comes from its signature when it has one
+(:func:`~umlaut_server._schemas.input_schema`). That one row schema is reused for
+every route that takes the model's input at its default selector:
+``/v1/models/{name}/run`` (``input``) and ``/batch`` (each of ``inputs``) and
+``/v2/models/{model}/infer`` (a tensor per column, named after one) get a path of
+their own per model, and ``/invocations`` describes the first ``--model``
+(``dataframe_records`` rows, ``dataframe_split`` columns). The selector routes
+(``…/versions/{v}``, ``…/stages/{s}``) may reach another version, with another
+signature: they stay generic, as does every route of a model without a signature.
 """
 
 from __future__ import annotations
@@ -34,21 +31,10 @@ from starlette.responses import HTMLResponse, Response
 
 from . import _mlflow, _native, _v2
 from ._http import Ctx, json_response
+from ._schemas import input_schema
 
-__all__ = ["document", "docs_page", "input_schema"]
+__all__ = ["build", "document", "docs_page"]
 
-_TYPES = {
-    "float": "number",
-    "double": "number",
-    "number": "number",
-    "int": "integer",
-    "long": "integer",
-    "integer": "integer",
-    "str": "string",
-    "string": "string",
-    "bool": "boolean",
-    "boolean": "boolean",
-}
 _ERROR = {
     "description": "an error",
     "content": {
@@ -87,64 +73,6 @@ _SUMMARIES: dict[Callable[..., Any], str] = {
 #: path for them, at its default selector.
 _TAKE_INPUT = (_native.run, _native.batch, _v2.infer)
 _PARAM = re.compile(r"{(\w+)}")
-
-
-#: JSON Schema of a table signature's logical types (``duration``, ``binary`` and
-#: ``other`` take any JSON value).
-_TABLE_TYPES: dict[str, dict[str, str]] = {
-    "integer": {"type": "integer"},
-    "float": {"type": "number"},
-    "boolean": {"type": "boolean"},
-    "string": {"type": "string"},
-    "category": {"type": "string"},
-    "datetime": {"type": "string", "format": "date-time"},
-    "date": {"type": "string", "format": "date"},
-}
-
-
-def input_schema(signature: Any) -> dict[str, Any] | None:
-    """A JSON Schema for one input row, from a version's signature (None if unknown):
-    a table signature (``umlaut.table/1``: from a training dataset or a fitted
-    scikit-learn estimator), or a hand-written ``{"inputs": {column: type}}`` note."""
-    if not isinstance(signature, dict):
-        return None
-    from umlaut_core.datasets.signature import is_table_signature  # numpy: not at start-up
-
-    if is_table_signature(signature):
-        return _table_schema(signature["columns"])
-    if signature.get("type") == "object" and isinstance(signature.get("properties"), dict):
-        return signature
-    columns = signature.get("inputs", signature)
-    # A note is read as columns only when every value names a type: {"note": "…"} is
-    # prose, not a column called "note".
-    if (
-        isinstance(columns, dict)
-        and columns
-        and all(isinstance(v, str) and v.lower() in _TYPES for v in columns.values())
-    ):
-        return {
-            "type": "object",
-            "properties": {k: {"type": _TYPES[v.lower()]} for k, v in columns.items()},
-            "required": list(columns),
-        }
-    return None
-
-
-def _table_schema(columns: list[dict[str, Any]]) -> dict[str, Any]:
-    """Every column required (a nullable one may be null); ranges and categories are
-    soft checks in umlaut, so they are described, not enforced, here."""
-    properties: dict[str, Any] = {}
-    for column in columns:
-        spec: dict[str, Any] = dict(_TABLE_TYPES.get(str(column.get("type")), {}))
-        if column.get("nullable") and "type" in spec:
-            spec["type"] = [spec["type"], "null"]
-        known = {k: column[k] for k in ("min", "max", "categories") if column.get(k) is not None}
-        if known:
-            spec["description"] = "seen in training: " + ", ".join(
-                f"{k} {v}" for k, v in known.items()
-            )
-        properties[str(column["name"])] = spec
-    return {"type": "object", "properties": properties, "required": list(properties)}
 
 
 # -- the protocol modules' routes ---------------------------------------------------------

@@ -27,6 +27,7 @@ from starlette.routing import Route
 from ._body import decode_json, media_type, read_body
 from ._errors import ApiError, bad_request
 from ._http import Ctx, json_response
+from ._schemas import input_schema
 
 __all__ = ["datatype_of", "routes", "rows_from_request", "tensors_from_output"]
 
@@ -177,7 +178,6 @@ def _model(request: Request, ctx: Ctx) -> tuple[str, int | None]:
 
 async def metadata(request: Request, ctx: Ctx) -> Response:
     from ._native import describe
-    from ._openapi import input_schema
 
     name, version = _model(request, ctx)
     server = ctx.server
