@@ -139,9 +139,11 @@ class _Sklearn:
 
     def index(self, pd: Any) -> Any:
         """The fitted column names as one pandas ``Index``, made once: building it
-        from strings (Arrow-backed in pandas 3) was a tenth of a served call."""
+        from strings was a tenth of a served call. Object dtype, not pandas 3's
+        Arrow-backed strings: scikit-learn's frame validation reads it 11% faster
+        (one iris pipeline call on a small frame, 904 → 800 µs)."""
         if self._index is None:
-            self._index = pd.Index(self.columns)
+            self._index = pd.Index(self.columns, dtype=object)
         return self._index
 
     def from_frame(self, frame: Any) -> Any:
