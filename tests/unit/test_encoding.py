@@ -353,6 +353,12 @@ class TestFastPaths:
             None,
             "text",
             -(2**70),
+            [{"a": 1.5, "b": "é"}, {"a": None, "c": {"p": 0.25}}],
+            [1, "x", None, False, 2.5],
+            [],
+            [[1, 2], (3, 4)],
+            [{"a": (1, 2)}],
+            [10**700],
         ],
     )
     def test_same_text(self, value: Any) -> None:
@@ -363,6 +369,20 @@ class TestFastPaths:
     def test_nan_in_flat_dict_still_refused(self) -> None:
         with pytest.raises(InputEncodingError, match=r"nan at \$\.x"):
             encode_input({"x": float("nan")})
+
+    @pytest.mark.parametrize(
+        ("value", "path"),
+        [
+            ([{"x": 1.0}, {"x": float("nan")}], r"nan at \$\[1\]\.x"),
+            ([1.0, float("inf")], r"inf at \$\[1\]"),
+            ([{"x": "\ud800"}], r"\$\[0\]\.x"),
+            (["ok", "\udfff"], r"\$\[1\]"),
+            ([{"x": {"y": float("nan")}}], r"nan at \$\[0\]\.x\.y"),
+        ],
+    )
+    def test_bad_rows_in_a_list_still_refused(self, value: Any, path: str) -> None:
+        with pytest.raises(InputEncodingError, match=path):
+            encode_input(value)
 
 
 class TestCheckInput:
@@ -384,6 +404,15 @@ class TestCheckInput:
             {"a": {"nested": float("nan")}},
             {"a": [1, 2, {"b": "\ud800"}]},
             [1, 2, 3],
+            [{"a": 1.5, "b": "x"}, {"a": None}, 2, "y", True],
+            [{"a": 1.5}, {"a": float("nan")}],
+            [{"a": "é"}],
+            [{"\ud800": 1}],
+            [1.0, float("-inf")],
+            [10**5000],
+            ["\udfff"],
+            [{"a": [1]}],
+            [b"bytes"],
             "text",
             None,
         ],
