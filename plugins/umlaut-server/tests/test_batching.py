@@ -247,3 +247,43 @@ class TestBatchedShutdown:
             assert umlaut.flush(30)
             found = records_by_reference(umlaut, "Slow", since, {rid for *_, rid in requests})
         assert all(len(found[rid]) == 1 for *_, rid in requests)
+
+
+def _double(x: int) -> int:
+    return 2 * x
+
+
+class TestBurst:
+    """Requests that arrive in one turn of the event loop share a call even when their
+    model is idle: a closed-loop client's or a proxy's burst is not split into a lone
+    first call and a batch of the rest."""
+
+    def test_one_call_for_a_burst(self, tmp_path: Any) -> None:
+        import asyncio
+
+        from umlaut_server._batching import Batcher
+
+        from umlaut_core import Umlaut
+        from umlaut_core.deadline import Deadline
+
+        calls: list[int] = []
+        with Umlaut(f"sqlite:///{tmp_path}/burst.db", delivery="sync") as umlaut:
+            umlaut.track_model(_double, "Double", stage="Production")
+
+            async def burst() -> list[Any]:
+                with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                    batcher = Batcher(umlaut, pool, 64, 2, lambda _, n: calls.append(n))
+                    deadlines = [Deadline(30) for _ in range(3)]
+                    futures = [
+                        batcher.submit("Double", None, "Production", i, f"burst-{i}", d)
+                        for i, d in enumerate(deadlines)
+                    ]
+                    outcomes = await asyncio.gather(*futures)
+                    return [outcomes, [d.record.output for d in deadlines if d.record]]
+
+            outcomes, outputs = asyncio.run(burst())
+            assert calls == [3]  # one call, not a lone first request and then two
+            assert outcomes == [None, None, None] and outputs == [0, 2, 4]
+            records = umlaut.history("Double", limit=10)
+            references = sorted(r.reference_id or "" for r in records)
+            assert references == ["burst-0", "burst-1", "burst-2"]

@@ -7,12 +7,20 @@ libraries choose kernels by array shape), and it only pays for models whose per-
 cost dwarfs their per-row cost (scikit-learn's input validation: ~1.2 ms a call).
 
 There is no waiting window. A request is queued under its ``(model, version,
-stage)``; whenever that key has no call running and one of the ``--threads``
-model-call slots is free, its queue is taken as it is, up to ``N`` rows (a request
-of more rows goes alone), and run as one ``run_batch`` in the thread pool. A lone
-request therefore starts at once, as without batching; requests share a call only
-when they arrive while their model is busy. Keys take turns, so one busy model does
-not starve another.
+stage)``, and the queues are dispatched once the event loop has handled everything
+that arrived with it (one ``call_soon``, microseconds later): then whenever a key has
+no call running and one of the ``--threads`` model-call slots is free, its queue is
+taken as it is, up to ``N`` rows (a request of more rows goes alone), and run as one
+``run_batch`` in the thread pool. A lone request therefore starts at once, as without
+batching; requests share a call when they arrive together (a burst read in one turn
+of the loop: a proxy's, or closed-loop clients answered by one call) or while their
+model is busy. Keys take turns, so one busy model does not starve another.
+
+Dispatching in ``submit`` itself split every burst that found its model idle into a
+lone call and a batch of the rest. With two workers, four connections each, that
+kept batches at 1.5 to 2.8 requests; deferred to the loop's next turn they grew to
+2.8 to 3.8 and the iris pipeline went from 1,661 to 2,398 req/s (the trivial model
+4,557 to 5,782; one worker unchanged), interleaved 8 s ``wrk -t1 -c8`` runs.
 
 One call per key at a time (Ray Serve's default, ``max_concurrent_batches=1``): a
 model that holds the GIL gains nothing from a second call beside the first, which
@@ -92,6 +100,7 @@ class Batcher:
         self.turns: deque[Key] = deque()  # keys with requests waiting, next first
         self.running: set[Key] = set()  # keys with a call in the pool
         self.closed = False
+        self.pending = False  # a dispatch is scheduled on the loop
 
     def submit(
         self,
@@ -115,7 +124,9 @@ class Batcher:
             queue = self.queues[key] = deque()
             self.turns.append(key)
         queue.append(waiting)
-        self._dispatch()
+        if not self.pending:
+            self.pending = True
+            asyncio.get_running_loop().call_soon(self._dispatch_soon)
         return done
 
     def close(self) -> None:
@@ -130,6 +141,10 @@ class Batcher:
         self.turns.clear()
 
     # -- on the event loop ------------------------------------------------------------
+
+    def _dispatch_soon(self) -> None:
+        self.pending = False
+        self._dispatch()
 
     def _dispatch(self) -> None:
         for _ in range(len(self.turns)):
