@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import http.client
 import json
 import signal
+import socket
+import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -183,6 +187,71 @@ class TestWorkers:
             found = records_by_reference(umlaut, "Double", since, {r[0] for r in results})
         assert all(len(found.get(rid, [])) == 1 for rid, *_ in results)
 
+    def test_connections_spread_over_workers(
+        self, sqlite_registry: Registry, server_factory: Any
+    ) -> None:
+        """Each worker listens on a socket of its own (SO_REUSEPORT), on loopback only,
+        and the kernel spreads connections over them: 24 keep-alive connections
+        opened at once are not taken by whichever worker is awake (a shared socket
+        gave 8/0 or 7/1 of 8)."""
+        if sys.platform != "linux":
+            pytest.skip("SO_REUSEPORT balances connections on Linux only; elsewhere one socket")
+        server: ServerProcess = server_factory(
+            sqlite_registry, "--model", "Double@Production", "--workers", "2"
+        )
+        deadline = time.monotonic() + 60
+        while server.stderr.count("Application startup complete") < 2:
+            assert time.monotonic() < deadline, server.stderr
+            time.sleep(0.1)
+        port = int(server.url.rsplit(":", 1)[1])
+        assert _listening(port) == [f"0100007F:{port:04X}"] * 2  # one per worker, loopback
+        connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(24)]
+        for connection in connections:
+            connection.connect()  # all open before any request: each is placed once
+        headers = {"Authorization": f"Bearer {BOTH_TOKEN}", "Content-Type": "application/json"}
+        for i, connection in enumerate(connections):
+            connection.request(
+                "POST",
+                "/invocations",
+                b'{"inputs": [{"v": 1}]}',
+                {**headers, "X-Request-ID": f"spread-{i}"},
+            )
+        assert [c.getresponse().status for c in connections] == [200] * 24
+        for connection in connections:
+            connection.close()
+        time.sleep(1.2)  # the access log is flushed in the background
+        lines = [json.loads(line) for line in server.access_log.read_text().splitlines()]
+        per_worker = Counter(
+            line["worker"] for line in lines if line["request_id"].startswith("spread-")
+        )
+        # Binomial(24, 1/2): a worker has fewer than 3 with probability 4e-5.
+        assert sum(per_worker.values()) == 24 and len(per_worker) == 2
+        assert min(per_worker.values()) >= 3, per_worker
+
+    def test_a_port_in_use_is_refused(self, sqlite_registry: Registry, server_factory: Any) -> None:
+        """Another server of the same user on the port (with SO_REUSEPORT too) is not
+        joined: the second server stops with a message, and the first keeps the port."""
+        with socket.socket() as other:
+            other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            other.bind(("127.0.0.1", 0))
+            other.listen()
+            port = other.getsockname()[1]
+            with pytest.raises(RuntimeError, match=f"cannot listen on 127.0.0.1:{port}"):
+                server_factory(
+                    sqlite_registry, "--all-models", "--workers", "2", "--port", str(port)
+                )
+            assert _listening(port) == [f"0100007F:{port:04X}"]
+
+
+def _listening(port: int) -> list[str]:
+    """The local addresses (hex, as /proc/net/tcp gives them) listening on ``port``."""
+    table = Path("/proc/net/tcp")
+    return [
+        fields[1]
+        for fields in (line.split() for line in table.read_text().splitlines()[1:])
+        if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port  # 0A: LISTEN
+    ]
+
 
 class TestBinding:
     """Without ``--host`` the server listens on the loopback interface only."""
@@ -192,9 +261,4 @@ class TestBinding:
         if not table.exists():
             pytest.skip("reads the kernel's socket table, /proc/net/tcp (Linux only)")
         port = int(sqlite_server.url.rsplit(":", 1)[1])
-        listening = [
-            fields[1]  # local address:port, hex
-            for fields in (line.split() for line in table.read_text().splitlines()[1:])
-            if fields[3] == "0A" and int(fields[1].split(":")[1], 16) == port  # 0A: LISTEN
-        ]
-        assert listening == [f"0100007F:{port:04X}"]  # 127.0.0.1, nothing on 0.0.0.0
+        assert _listening(port) == [f"0100007F:{port:04X}"]  # 127.0.0.1, nothing on 0.0.0.0
