@@ -176,3 +176,22 @@ def test_deadlines_per_input(umlaut: Umlaut, rows: list[dict[str, float]]) -> No
     outputs = umlaut.run_batch("iris", rows[:2], deadlines=late, on_error="continue")
     assert all(isinstance(o, DeadlineExceededError) for o in outputs)
     assert len(umlaut.history("iris")) == 6
+
+
+@pytest.mark.parametrize(
+    "matrix",
+    [
+        [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]],  # floats only: built from one array
+        [[5, 3.5, 1.4, 0.2], [6, 3.0, 5.2, 2.3]],  # an int column stays int64
+        [[5.1, 3.5, 1.4, None], [6.7, 3.0, 5.2, 2.3]],
+        [[5.1, "3.5", 1.4, 0.2], [6.7, "3.0", 5.2, 2.3]],
+    ],
+)
+def test_named_frames_are_pandas_own(matrix: list[list[Any]]) -> None:
+    """The feature matrix of JSON rows is the frame pandas itself infers from them:
+    same values, dtypes and column names, whichever way it is built."""
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+    iris = load_iris(as_frame=True)
+    flavor = _Sklearn(model.fit(iris.data.iloc[:, :4], iris.target))
+    expected = pd.DataFrame(matrix, columns=list(iris.data.columns[:4]))
+    pd.testing.assert_frame_equal(flavor.named(matrix), expected, check_column_type=False)
