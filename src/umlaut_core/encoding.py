@@ -106,7 +106,7 @@ def _flat_dict(value: dict[Any, Any]) -> bool:
 
 def _flat_list(value: list[Any]) -> bool:
     """A list of plain JSON scalars and flat dicts: the rows a scoring server parses
-    from a request, and most models' batch outputs."""
+    from a request, and the outputs of models that return a list of labels."""
     for v in value:
         vt = type(v)
         if (

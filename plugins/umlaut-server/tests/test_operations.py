@@ -204,6 +204,9 @@ class TestWorkers:
             assert time.monotonic() < deadline, server.stderr
             time.sleep(0.1)
         port = int(server.url.rsplit(":", 1)[1])
+        # "startup complete" is logged just before a worker listens: wait for both.
+        while len(_listening(port)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert _listening(port) == [f"0100007F:{port:04X}"] * 2  # one per worker, loopback
         connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(24)]
         for connection in connections:
@@ -228,19 +231,24 @@ class TestWorkers:
         assert sum(per_worker.values()) == 24 and len(per_worker) == 2
         assert min(per_worker.values()) >= 3, per_worker
 
-    def test_a_port_in_use_is_refused(self, sqlite_registry: Registry, server_factory: Any) -> None:
-        """Another server of the same user on the port (with SO_REUSEPORT too) is not
-        joined: the second server stops with a message, and the first keeps the port."""
+    @pytest.mark.parametrize("holder_listens", [True, False])
+    def test_a_port_in_use_is_refused(
+        self, holder_listens: bool, sqlite_registry: Registry, server_factory: Any
+    ) -> None:
+        """Another server of the same user on the port is not joined, whether its
+        workers listen already or it holds the port as our supervisor does (bound with
+        SO_REUSEPORT, not listening): the second stops with a message."""
         with socket.socket() as other:
             other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             other.bind(("127.0.0.1", 0))
-            other.listen()
+            if holder_listens:
+                other.listen()
             port = other.getsockname()[1]
             with pytest.raises(RuntimeError, match=f"cannot listen on 127.0.0.1:{port}"):
                 server_factory(
                     sqlite_registry, "--all-models", "--workers", "2", "--port", str(port)
                 )
-            assert _listening(port) == [f"0100007F:{port:04X}"]
+            assert _listening(port) == ([f"0100007F:{port:04X}"] if holder_listens else [])
 
 
 def _listening(port: int) -> list[str]:

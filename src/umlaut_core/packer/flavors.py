@@ -135,10 +135,13 @@ class _Sklearn:
         width = getattr(matrix, "shape", (0, len(matrix[0]) if len(matrix) else 0))[1]
         if width != len(columns):
             return matrix  # the estimator explains the wrong width itself
-        if type(matrix) is list and all(type(v) is float for row in matrix for v in row):
-            # Rows of Python floats (JSON numbers with a point): the frame pandas would
-            # infer, float64 columns in one block, from one array, not via object
-            # columns converted one by one (4 rows × 4 columns: 34 → 9 µs).
+        if type(matrix) is list and all(
+            len(row) == width and all(type(v) is float for v in row) for row in matrix
+        ):
+            # Rows of Python floats (JSON numbers with a point), all as wide: the frame
+            # pandas would infer, float64 columns in one block, from one array, not via
+            # object columns converted one by one (4 rows × 4 columns: 34 → 9 µs).
+            # Ragged rows stay pandas' to pad or refuse.
             import numpy as np
 
             matrix = np.array(matrix, dtype=np.float64)

@@ -33,6 +33,7 @@ import tempfile
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from ._config import ENV_CONFIG, ServeConfig
@@ -130,14 +131,21 @@ class _ReusePortSocket(socket.socket):
             probe.bind(address)
             address = (config.host, probe.getsockname()[1])  # the port chosen for 0
             probe.close()
-            _reuse(sock)
+            # SO_REUSEPORT only: with SO_REUSEADDR too, Linux would let any process bind
+            # beside this socket while no worker listens (at start, or all restarting).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind(address)
         except OSError as exc:
             sock.close()
-            raise SystemExit(
-                f"cannot listen on {config.host}:{config.port} ({exc.strerror or exc}); "
-                f"stop what holds the port or choose another with --port"
-            ) from None
+            host = f"[{config.host}]" if ":" in config.host else config.host
+            logging.getLogger("uvicorn.error").error(
+                "cannot listen on %s:%d (%s); stop what holds the port or choose another "
+                "with --port",
+                host,
+                config.port,
+                exc.strerror or exc,
+            )
+            sys.exit(STARTUP_FAILURE)
         finally:
             probe.close()
         return sock
@@ -147,14 +155,12 @@ class _ReusePortSocket(socket.socket):
         return _worker_socket, (self.family, host, port)
 
 
-def _reuse(sock: socket.socket) -> None:
+def _worker_socket(family: int, host: str, port: int) -> socket.socket:
+    """A worker's own socket in the port's group (unpickled in the worker); with
+    SO_REUSEADDR, as uvicorn's, so a restarted server binds beside the connections
+    its predecessor left in TIME_WAIT."""
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-
-
-def _worker_socket(family: int, host: str, port: int) -> socket.socket:
-    """A worker's own socket in the port's group (unpickled in the worker)."""
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    _reuse(sock)
     sock.bind((host, port))
     return sock
