@@ -16,6 +16,7 @@ from typing import Any
 from ..exceptions import UnsupportedModelError
 from ..hookspecs import hookimpl
 from ..libraries import is_pandas
+from .array_input import array_twin
 
 __all__ = ["FUNCTION", "PYTHON_CLASS", "SKLEARN", "Flavor"]
 
@@ -63,6 +64,13 @@ class _Sklearn:
         parts = _pipeline_parts(estimator) if self.has_proba else (None, estimator)
         self.head: Any = parts[0]
         self.final: Any = parts[1]
+        # The same steps taking float64 arrays in the fitted column order, when that is
+        # the same computation (see array_input): None keeps every input a DataFrame.
+        self.twin: tuple[Any, Any] | None = None
+        if self.columns is not None:
+            receiver = array_twin(self.head if self.head is not None else self.final)
+            if receiver is not None:
+                self.twin = (receiver, self.final) if self.head is not None else (None, receiver)
 
     def __call__(self, data: Any) -> Any:
         x, single = self.matrix_of(data)
@@ -107,24 +115,28 @@ class _Sklearn:
         return results
 
     def outputs(self, x: Any) -> list[Any]:
-        if self.head is not None:
+        head, final = self.head, self.final
+        if self.twin is not None and not is_pandas(x, "DataFrame"):
+            head, final = self.twin  # named() gave the fitted columns as an array
+        if head is not None:
             # What Pipeline.predict and .predict_proba each do, with the transforming
             # steps run once instead of twice (on one row, half the call's time).
-            x = self.head.transform(x)
-        predictions = [_plain(p) for p in self.final.predict(x)]
+            x = head.transform(x)
+        predictions = [_plain(p) for p in final.predict(x)]
         if not self.has_proba:
             return [{"prediction": p} for p in predictions]
         names = self.class_names
         return [
             {"prediction": p, "probabilities": dict(zip(names, map(float, pr), strict=True))}
-            for p, pr in zip(predictions, self.final.predict_proba(x), strict=True)
+            for p, pr in zip(predictions, final.predict_proba(x), strict=True)
         ]
 
     def missing_error(self, missing: list[Any]) -> KeyError:
         return KeyError(f"input lacks the features {missing}; expected {self.columns}")
 
     def named(self, matrix: Any) -> Any:
-        """A feature matrix, with the fitted column names when there are some."""
+        """A feature matrix, with the fitted column names when there are some (as a
+        DataFrame, or implied by the order of a float64 array for the twin)."""
         columns = self.columns
         if columns is None:
             return matrix
@@ -135,6 +147,8 @@ class _Sklearn:
         width = getattr(matrix, "shape", (0, len(matrix[0]) if len(matrix) else 0))[1]
         if width != len(columns):
             return matrix  # the estimator explains the wrong width itself
+        import numpy as np
+
         if type(matrix) is list and all(
             len(row) == width and all(type(v) is float for v in row) for row in matrix
         ):
@@ -142,10 +156,19 @@ class _Sklearn:
             # pandas would infer, float64 columns in one block, from one array, not via
             # object columns converted one by one (4 rows × 4 columns: 34 → 9 µs).
             # Ragged rows stay pandas' to pad or refuse.
-            import numpy as np
-
             matrix = np.array(matrix, dtype=np.float64)
+        if type(matrix) is np.ndarray and matrix.dtype == np.float64 and self._arrays():
+            return matrix
         return pd.DataFrame(matrix, columns=self.index())
+
+    def _arrays(self) -> bool:
+        """Whether the twin may take this call's array: it exists, and this thread's
+        scikit-learn config leaves transformer outputs as arrays."""
+        if self.twin is None:
+            return False
+        import sklearn
+
+        return bool(sklearn.get_config()["transform_output"] == "default")
 
     def index(self) -> Any:
         """The fitted column names as one pandas ``Index``, made once: building it
