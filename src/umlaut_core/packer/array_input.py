@@ -40,16 +40,16 @@ __all__ = ["array_twin"]
 #: Modules whose estimators' ``fit``/``predict``/``transform`` only validate their
 #: input into a numeric array (``validate_data``/``check_array``).
 _ARRAY_MODULES = (
-    "sklearn.preprocessing._data",
-    "sklearn.preprocessing._polynomial",
+    "sklearn.preprocessing._data.",
+    "sklearn.preprocessing._polynomial.",
     "sklearn.linear_model.",
     "sklearn.svm.",
     "sklearn.tree.",
-    "sklearn.ensemble._forest",
-    "sklearn.ensemble._gb",
+    "sklearn.ensemble._forest.",
+    "sklearn.ensemble._gb.",
     "sklearn.neighbors.",
-    "sklearn.naive_bayes",
-    "sklearn.discriminant_analysis",
+    "sklearn.naive_bayes.",
+    "sklearn.discriminant_analysis.",
     "sklearn.decomposition.",
     "sklearn.neural_network.",
 )
