@@ -16,11 +16,20 @@ import sklearn
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_iris
 from sklearn.decomposition import PCA
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer, PolynomialFeatures, StandardScaler
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    Normalizer,
+    PolynomialFeatures,
+    StandardScaler,
+)
 from sklearn.svm import SVC
 
 from umlaut_core.packer.array_input import array_twin
@@ -196,3 +205,65 @@ def test_estimators_fitted_without_names_have_no_twin(
     assert flavor.twin is None
     matrix = [list(r.values()) for r in rows]
     assert flavor(matrix) == expected(model, pd.DataFrame(matrix).to_numpy())
+
+
+WIDE: dict[str, Callable[[], Any]] = {
+    "logistic regression": lambda: LogisticRegression(max_iter=2000),
+    "scaler + ridge": lambda: make_pipeline(StandardScaler(), Ridge()),
+    "naive Bayes": lambda: GaussianNB(),
+    "discriminant analysis": lambda: LinearDiscriminantAnalysis(),
+    "normalizer + perceptron": lambda: make_pipeline(
+        Normalizer(), MLPClassifier(hidden_layer_sizes=(8,), max_iter=50, random_state=0)
+    ),
+}
+
+
+@pytest.mark.parametrize("make", WIDE.values(), ids=WIDE.keys())
+def test_many_wide_rows_match_the_frame_to_the_last_bit(make: Callable[[], Any]) -> None:
+    """Summed over 30 features, rows in another memory layout than the frame's would
+    differ in the last bits (BLAS adds in layout order): the twin gets the frame's."""
+    rng = np.random.default_rng(11)
+    x = pd.DataFrame(rng.normal(size=(300, 30)), columns=[f"f{i}" for i in range(30)])
+    y = (x.f0 + x.f1 > 0).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = make().fit(x, y)
+    twinned, framed = _Sklearn(model), _Sklearn(model)
+    framed.twin = None  # the flavor before the twin: every input a DataFrame
+    assert twinned.twin is not None
+    rows = x.iloc[:120].to_dict("records")
+    assert twinned.many(rows) == framed.many(rows)
+    assert twinned(x.iloc[:120].to_numpy()) == framed(x.iloc[:120].to_numpy())
+    assert twinned(np.asfortranarray(x.to_numpy())) == framed(x.to_numpy())
+
+
+def test_the_callers_array_is_never_scaled_in_place(iris: tuple[pd.DataFrame, Any]) -> None:
+    x, y = iris
+    model = make_pipeline(StandardScaler(copy=False), LogisticRegression(max_iter=500))
+    flavor = _Sklearn(model.fit(x.copy(), y))
+    given = x.to_numpy()[:5].copy()
+    before = given.copy()
+    first = flavor(given)
+    assert np.array_equal(given, before) and flavor(given) == first
+    given.setflags(write=False)  # a read-only array is read, never written
+    assert flavor(given) == first
+
+
+def test_arrays_and_frames_in_one_batch_are_stacked_as_frames(
+    iris: tuple[pd.DataFrame, Any], rows: list[dict[str, float]]
+) -> None:
+    x, y = iris
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x, y)
+    twinned, framed = _Sklearn(model), _Sklearn(model)
+    framed.twin = None
+    frame = pd.DataFrame(rows)
+    inputs = [frame.iloc[:3].to_numpy(), frame.iloc[3:7], frame.iloc[7:9].to_numpy()]
+    assert (
+        twinned.many(inputs)
+        == framed.many(inputs)
+        == [
+            expected(model, frame.iloc[:3]),
+            expected(model, frame.iloc[3:7]),
+            expected(model, frame.iloc[7:9]),
+        ]
+    )

@@ -15,7 +15,10 @@ carried to scikit-learn was the names for its own check, which that mapping make
 pass by construction. So when the input is all floats, the flavor hands a float64
 array to a *twin* of the estimator: a shallow copy whose first step (the one that
 receives the input) has no ``feature_names_in_``, so scikit-learn neither checks nor
-warns about names. The fitted arrays are shared, not copied.
+warns about names. The fitted arrays are shared, not copied. The input array is
+always a copy in column-major order, the layout scikit-learn takes out of a frame's
+float block: BLAS sums in layout order, so any other layout would change the last bits
+of a wide model's outputs, and a ``copy=False`` step would scale the caller's array.
 
 Only where that is provably the same computation:
 

@@ -103,6 +103,10 @@ class _Sklearn:
             ends = itertools.accumulate((len(x) for x in inputs), initial=0)
             return [out[a:b] for a, b in itertools.pairwise(ends)]
         parts = [self.matrix_of(x) for x in inputs]
+        if any(is_pandas(x, "DataFrame") for x, _ in parts):
+            # Frames and arrays together: all as frames, stacked as frames (pandas'
+            # own conversion and errors, as when every input was a frame).
+            parts = [(self.framed(x), single) for x, single in parts]
         sizes = [len(x) for x, _ in parts]
         stacked = _stack([x for x, _ in parts if len(x)])
         out = self.outputs(stacked) if stacked is not None else []
@@ -118,6 +122,14 @@ class _Sklearn:
         head, final = self.head, self.final
         if self.twin is not None and not is_pandas(x, "DataFrame"):
             head, final = self.twin  # named() gave the fitted columns as an array
+            if hasattr(x, "__array__"):
+                import numpy as np
+
+                # A copy in column-major order: the array scikit-learn takes out of a
+                # frame's float block. The same layout sums in the same order (BLAS),
+                # so the outputs are the frame's to the last bit, and a step with
+                # copy=False scales this copy, not the caller's array.
+                x = np.array(x, dtype=np.float64, order="F")
         if head is not None:
             # What Pipeline.predict and .predict_proba each do, with the transforming
             # steps run once instead of twice (on one row, half the call's time).
@@ -159,6 +171,15 @@ class _Sklearn:
             matrix = np.array(matrix, dtype=np.float64)
         if type(matrix) is np.ndarray and matrix.dtype == np.float64 and self._arrays():
             return matrix
+        return pd.DataFrame(matrix, columns=self.index())
+
+    def framed(self, matrix: Any) -> Any:
+        """``matrix`` as a DataFrame with the fitted columns, if ``named`` made it a
+        float array for the twin."""
+        if self.twin is None or is_pandas(matrix, "DataFrame") or not hasattr(matrix, "shape"):
+            return matrix
+        import pandas as pd
+
         return pd.DataFrame(matrix, columns=self.index())
 
     def _arrays(self) -> bool:
