@@ -267,3 +267,25 @@ def test_arrays_and_frames_in_one_batch_are_stacked_as_frames(
             expected(model, frame.iloc[7:9]),
         ]
     )
+
+
+def test_whole_numbers_written_without_a_point_reach_the_twin(
+    iris: tuple[pd.DataFrame, Any], rows: list[dict[str, float]]
+) -> None:
+    """JSON writers drop ".0" (JavaScript's 5.0 is 5): with a float among them, the
+    frame's array is float64 all the same, so such rows take the twin too; ints only,
+    or ints beyond float64's exact range, keep the frame."""
+    x, y = iris
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x, y)
+    twinned, framed = _Sklearn(model), _Sklearn(model)
+    framed.twin = None
+    written = [{k: int(v) if i % 2 and k == x.columns[0] else v for k, v in r.items()}
+               for i, r in enumerate(rows)]  # fmt: skip
+    written[1][x.columns[0]] = round(written[1][x.columns[0]])
+    assert any(type(v) is int for r in written for v in r.values())
+    assert isinstance(twinned.named([list(written[1].values())]), np.ndarray)
+    assert twinned.many(written) == framed.many(written)
+    ints = [[5, 3, 1, 0], [6, 3, 5, 2]]
+    assert isinstance(twinned.named(ints), pd.DataFrame)
+    huge = [[5.1, 3.5, 1.4, 2**60], [6.7, 3.0, 5.2, 2.3]]
+    assert isinstance(twinned.named(huge), pd.DataFrame)

@@ -183,7 +183,9 @@ def test_deadlines_per_input(umlaut: Umlaut, rows: list[dict[str, float]]) -> No
     "matrix",
     [
         [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]],  # floats only: built from one array
-        [[5, 3.5, 1.4, 0.2], [6, 3.0, 5.2, 2.3]],  # an int column stays int64
+        [[5, 3.5, 1.4, 0.2], [6, 3.0, 5.2, 2.3]],  # an int64 column in a float64 array
+        [[5, 3, 1, 0], [6, 3, 5, 2]],  # ints only: an int64 frame
+        [[5.1, 3.5, 1.4, True], [6.7, 3.0, 5.2, False]],
         [[5.1, 3.5, 1.4, None], [6.7, 3.0, 5.2, 2.3]],
         [[5.1, "3.5", 1.4, 0.2], [6.7, "3.0", 5.2, 2.3]],
         [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0]],  # ragged: pandas pads it
@@ -200,8 +202,8 @@ def test_named_frames_are_pandas_own(matrix: list[list[Any]]) -> None:
         warnings.simplefilter("ignore")  # pandas 3 deprecates the padding (Pandas4Warning)
         expected = pd.DataFrame(matrix, columns=list(iris.data.columns[:4]))
         named = flavor.named(matrix)
-    if isinstance(named, np.ndarray):
-        assert (expected.dtypes == np.float64).all()
-        assert named.dtype == np.float64 and np.array_equal(named, expected.to_numpy())
+    if isinstance(named, np.ndarray):  # the array scikit-learn takes out of the frame
+        assert np.asarray(expected).dtype == np.float64
+        assert named.dtype == np.float64 and np.array_equal(named, np.asarray(expected))
     else:
         pd.testing.assert_frame_equal(named, expected, check_column_type=False)

@@ -12,13 +12,15 @@ batched iris server's CPU.
 The sklearn flavor maps named inputs (dict rows) to the fitted columns itself, in the
 fitted order, and refuses missing ones before any estimator runs. What the frame still
 carried to scikit-learn was the names for its own check, which that mapping makes
-pass by construction. So when the input is all floats, the flavor hands a float64
-array to a *twin* of the estimator: a shallow copy whose first step (the one that
-receives the input) has no ``feature_names_in_``, so scikit-learn neither checks nor
-warns about names. The fitted arrays are shared, not copied. The input array is
-always a copy in column-major order, the layout scikit-learn takes out of a frame's
-float block: BLAS sums in layout order, so any other layout would change the last bits
-of a wide model's outputs, and a ``copy=False`` step would scale the caller's array.
+pass by construction. So when the input is numbers with at least one float (the
+frame's array is then float64 whatever pandas makes of the int columns), the flavor
+hands a float64 array to a *twin* of the estimator: a shallow copy whose first step
+(the one that receives the input) has no ``feature_names_in_``, so scikit-learn
+neither checks nor warns about names. The fitted arrays are shared, not copied. The
+input array is always a copy in column-major order, the layout scikit-learn takes out
+of a frame's float block: BLAS sums in layout order, so any other layout would change
+the last bits of a wide model's outputs, and a ``copy=False`` step would scale the
+caller's array.
 
 Only where that is provably the same computation:
 

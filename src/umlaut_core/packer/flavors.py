@@ -161,14 +161,17 @@ class _Sklearn:
             return matrix  # the estimator explains the wrong width itself
         import numpy as np
 
-        if type(matrix) is list and all(
-            len(row) == width and all(type(v) is float for v in row) for row in matrix
-        ):
-            # Rows of Python floats (JSON numbers with a point), all as wide: the frame
-            # pandas would infer, float64 columns in one block, from one array, not via
-            # object columns converted one by one (4 rows × 4 columns: 34 → 9 µs).
-            # Ragged rows stay pandas' to pad or refuse.
-            matrix = np.array(matrix, dtype=np.float64)
+        if type(matrix) is list:
+            kinds = _number_kinds(matrix, width)
+            if kinds == {float} or (kinds == {float, int} and self._arrays()):
+                # Rows of Python floats (JSON numbers with a point), all as wide: the
+                # frame pandas would infer, float64 columns in one block, from one
+                # array, not via object columns converted one by one (4 rows × 4
+                # columns: 34 → 9 µs). With ints among them (JSON writers drop ".0")
+                # pandas makes those columns int64, and the array scikit-learn takes
+                # out of the frame is float64 all the same: only for the twin.
+                # Ragged rows stay pandas' to pad or refuse.
+                matrix = np.array(matrix, dtype=np.float64)
         if type(matrix) is np.ndarray and matrix.dtype == np.float64 and self._arrays():
             return matrix
         return pd.DataFrame(matrix, columns=self.index())
@@ -253,6 +256,28 @@ class _Sklearn:
         if ndim == 2:
             return self.named(data), False
         return self.from_rows(list(data)), False
+
+
+_EXACT_INT = 2**53  # ints up to this convert to float64 exactly (pandas' int64 too)
+
+
+def _number_kinds(rows: list[Any], width: int) -> set[type] | None:
+    """``{float}`` or ``{float, int}`` when ``rows`` are lists of ``width`` plain
+    floats, with or without ints that float64 holds exactly; else None (booleans,
+    None, text, ragged rows, only ints)."""
+    kinds: set[type] = set()
+    for row in rows:
+        if type(row) is not list or len(row) != width:
+            return None
+        for value in row:
+            kind = type(value)
+            if kind is int:
+                if not -_EXACT_INT <= value <= _EXACT_INT:
+                    return None
+            elif kind is not float:
+                return None
+            kinds.add(kind)
+    return kinds if float in kinds else None
 
 
 def _dict_rows(inputs: Sequence[Any]) -> tuple[list[Any], list[tuple[int, bool]]] | None:
