@@ -161,9 +161,10 @@ class _Sklearn:
             return matrix  # the estimator explains the wrong width itself
         import numpy as np
 
+        arrays = self._arrays()
         if type(matrix) is list:
             kinds = _number_kinds(matrix, width)
-            if kinds == {float} or (kinds == {float, int} and self._arrays()):
+            if kinds == {float} or (kinds == {float, int} and arrays):
                 # Rows of Python floats (JSON numbers with a point), all as wide: the
                 # frame pandas would infer, float64 columns in one block, from one
                 # array, not via object columns converted one by one (4 rows × 4
@@ -172,7 +173,7 @@ class _Sklearn:
                 # out of the frame is float64 all the same: only for the twin.
                 # Ragged rows stay pandas' to pad or refuse.
                 matrix = np.array(matrix, dtype=np.float64)
-        if type(matrix) is np.ndarray and matrix.dtype == np.float64 and self._arrays():
+        if arrays and type(matrix) is np.ndarray and matrix.dtype == np.float64:
             return matrix
         return pd.DataFrame(matrix, columns=self.index())
 
